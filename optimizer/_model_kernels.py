@@ -1,0 +1,337 @@
+"""Numba kernels behind `optimizer.model`: the decayed scatter-add and the shrinkage chain.
+
+Arrays in, arrays out, outputs preallocated by the caller; no validation here
+(the public wrappers in `optimizer/model.py` do it). Importing this module
+imports Numba, so `optimizer.model` imports it lazily.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# Columns of every count table: decayed sums of attempts, answered, human, machine.
+N_STATS = 4
+# Levels of the back-off tree, leaf first: 0 (c,r,p,n,s,a), 1 (c,r,p,n,s), 2 (c,n,s),
+# 3 (c,n), 4 (c); the root (global) is kept apart as level 5.
+N_LEVELS = 6
+
+_LN2 = np.log(2.0)
+
+# Outcome codes (smartdial.outcomes.Outcome), repeated as plain ints for Numba.
+_MACHINE = 2
+_N_OUTCOMES = 8
+_CONTACT = 0
+
+
+# Rows are handled in chunks: a compute pass (validate, leaf id, weight, the small
+# ring and handle tables) into chunk-sized scratch, then a tight scatter-add into
+# the leaf table. Split this way the scatter keeps many cache misses in flight; the
+# leaf table (tens of MB) is far larger than the caches. Chunks of at least
+# _PARTITION_MIN_ROWS are first grouped by leaf-id block so the scatter stays within
+# a few hundred pages at a time (TLB hits).
+_CHUNK_ROWS = 1 << 16
+_PARTITION_MIN_ROWS = 1 << 14
+# Leaf segments per block: 2**14 rows of 4 float64 = 512 KiB of the leaf table.
+_PARTITION_SHIFT = 14
+
+
+@njit(cache=True, nogil=True)
+def _update_kernel(
+    carrier, region, product, network, slot, bucket, outcome, t_s, ring_s, talk_s,
+    dims, t_ref, half_life_s, t_max, leaves, ring, handle, bad,
+):
+    """Add each well-formed row, weighted 2**((t - t_ref)/half_life), to the leaf table.
+
+    `leaves` (n_segments, 4): attempts, answered, human, machine. `ring`
+    (carrier*network, 4): weight and weighted ring time over all attempts, then
+    over answered ones; `handle` (product, 2): weight and weighted talk time over
+    CONTACT rows. Malformed rows are skipped; `bad` gets [count, first row].
+    The upper levels of the tree are derived from `leaves` by `_levels_kernel`.
+    """
+    n_c, n_r, n_p, n_n, n_s, n_a = dims[0], dims[1], dims[2], dims[3], dims[4], dims[5]
+    rate = _LN2 / half_life_s
+    n_rows = outcome.shape[0]
+    chunk = max(min(n_rows, _CHUNK_ROWS), 1)
+    leaf = np.empty(chunk, np.int64)
+    wgt = np.empty(chunk, np.float64)
+    kind = np.empty(chunk, np.int8)
+    n_parts = ((leaves.shape[0] - 1) >> _PARTITION_SHIFT) + 1
+    start = np.empty(n_parts + 1, np.int64)
+    p_leaf = np.empty(chunk, np.int64)
+    p_wgt = np.empty(chunk, np.float64)
+    p_kind = np.empty(chunk, np.int8)
+    n_bad = 0
+    first_bad = -1
+    for lo in range(0, n_rows, chunk):
+        hi = min(lo + chunk, n_rows)
+        m = 0
+        for i in range(lo, hi):
+            c = np.int64(carrier[i])
+            r = np.int64(region[i])
+            p = np.int64(product[i])
+            n = np.int64(network[i])
+            s = np.int64(slot[i])
+            a = np.int64(bucket[i])
+            o = outcome[i]
+            t = t_s[i]
+            if (
+                c < 0 or c >= n_c or r < 0 or r >= n_r or p < 0 or p >= n_p
+                or n < 0 or n >= n_n or s < 0 or s >= n_s or a < 0 or a >= n_a
+                or o < 0 or o >= _N_OUTCOMES or not (t <= t_max)  # also rejects NaN
+                or not np.isfinite(t)
+            ):
+                if first_bad < 0:
+                    first_bad = i
+                n_bad += 1
+                continue
+            w = np.exp((t - t_ref) * rate)
+            # kind: 0 human, 1 machine, 2 not answered
+            k = 0 if o < _MACHINE else (1 if o == _MACHINE else 2)
+            leaf[m] = ((((c * n_r + r) * n_p + p) * n_n + n) * n_s + s) * n_a + a
+            wgt[m] = w
+            kind[m] = k
+            m += 1
+            # Branch-free on purpose: outcomes are unpredictable, selects are cheap.
+            rs = np.float64(ring_s[i])
+            ok = rs >= 0.0 and rs < np.inf
+            wr = w if ok else 0.0
+            rs = rs if ok else 0.0
+            wa = wr if k < 2 else 0.0
+            i3 = c * n_n + n
+            ring[i3, 0] += wr
+            ring[i3, 1] += wr * rs
+            ring[i3, 2] += wa
+            ring[i3, 3] += wa * rs
+            ts = np.float64(talk_s[i])
+            ok = o == _CONTACT and ts >= 0.0 and ts < np.inf
+            wt = w if ok else 0.0
+            ts = ts if ok else 0.0
+            handle[p, 0] += wt
+            handle[p, 1] += wt * ts
+        if m >= _PARTITION_MIN_ROWS and n_parts > 1:
+            start[:] = 0
+            for j in range(m):
+                start[(leaf[j] >> _PARTITION_SHIFT) + 1] += 1
+            for q in range(n_parts):
+                start[q + 1] += start[q]
+            for j in range(m):
+                q = leaf[j] >> _PARTITION_SHIFT
+                dst = start[q]
+                start[q] = dst + 1
+                p_leaf[dst] = leaf[j]
+                p_wgt[dst] = wgt[j]
+                p_kind[dst] = kind[j]
+            _scatter(p_leaf, p_wgt, p_kind, m, leaves)
+        else:
+            _scatter(leaf, wgt, kind, m, leaves)
+    bad[0] = n_bad
+    bad[1] = first_bad
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _scatter(leaf, wgt, kind, m, leaves):
+    for j in range(m):
+        i = leaf[j]
+        w = wgt[j]
+        k = kind[j]
+        leaves[i, 0] += w
+        leaves[i, 1] += w if k < 2 else 0.0
+        leaves[i, 2] += w if k == 0 else 0.0
+        leaves[i, 3] += w if k == 1 else 0.0
+
+
+@njit(cache=True, nogil=True)
+def _levels_kernel(dims, lvl0, lvl1, lvl2, lvl3, lvl4, root):
+    """Overwrite levels 1-4 and the root with sums of the leaf table, one dense pass."""
+    n_c, n_r, n_p, n_n, n_s, n_a = dims[0], dims[1], dims[2], dims[3], dims[4], dims[5]
+    lvl2[:] = 0.0
+    i1 = 0
+    for c in range(n_c):
+        for _r in range(n_r):
+            for _p in range(n_p):
+                for n in range(n_n):
+                    for s in range(n_s):
+                        i2 = (c * n_n + n) * n_s + s
+                        for j in range(4):
+                            acc = 0.0
+                            for a in range(n_a):
+                                acc += lvl0[i1 * n_a + a, j]
+                            lvl1[i1, j] = acc
+                            lvl2[i2, j] += acc
+                        i1 += 1
+    lvl3[:] = 0.0
+    for i2 in range(lvl2.shape[0]):
+        for j in range(4):
+            lvl3[i2 // n_s, j] += lvl2[i2, j]
+    lvl4[:] = 0.0
+    for i3 in range(lvl3.shape[0]):
+        for j in range(4):
+            lvl4[i3 // n_n, j] += lvl3[i3, j]
+    root[:] = 0.0
+    for c in range(n_c):
+        for j in range(4):
+            root[0, j] += lvl4[c, j]
+
+
+@njit(cache=True, nogil=True)
+def _table_kernel(
+    dims, lvl0, lvl1, lvl2, lvl3, lvl4, root, scale, strength, prior, p_answer, p_human, p_machine,
+):
+    """Posterior means of every leaf, top-down, each tree node computed once.
+
+    Outputs are flat (n_segments,) arrays; same shrinkage as `_posterior_kernel`.
+    """
+    n_c, n_r, n_p, n_n, n_s, n_a = dims[0], dims[1], dims[2], dims[3], dims[4], dims[5]
+    m = strength[5]
+    tot = root[0, 0] * scale
+    gh = (root[0, 2] * scale + m * prior[0]) / (tot + m)
+    gm = (root[0, 3] * scale + m * prior[1]) / (tot + m)
+    q4 = np.empty((n_c, 2))
+    q3 = np.empty((n_c * n_n, 2))
+    q2 = np.empty((n_c * n_n * n_s, 2))
+    m = strength[4]
+    for c in range(n_c):
+        tot = lvl4[c, 0] * scale
+        q4[c, 0] = (lvl4[c, 2] * scale + m * gh) / (tot + m)
+        q4[c, 1] = (lvl4[c, 3] * scale + m * gm) / (tot + m)
+    m = strength[3]
+    for i3 in range(n_c * n_n):
+        tot = lvl3[i3, 0] * scale
+        q3[i3, 0] = (lvl3[i3, 2] * scale + m * q4[i3 // n_n, 0]) / (tot + m)
+        q3[i3, 1] = (lvl3[i3, 3] * scale + m * q4[i3 // n_n, 1]) / (tot + m)
+    m = strength[2]
+    for i2 in range(n_c * n_n * n_s):
+        tot = lvl2[i2, 0] * scale
+        q2[i2, 0] = (lvl2[i2, 2] * scale + m * q3[i2 // n_s, 0]) / (tot + m)
+        q2[i2, 1] = (lvl2[i2, 3] * scale + m * q3[i2 // n_s, 1]) / (tot + m)
+    m1 = strength[1]
+    m0 = strength[0]
+    i1 = 0
+    for c in range(n_c):
+        for _r in range(n_r):
+            for _p in range(n_p):
+                for n in range(n_n):
+                    for s in range(n_s):
+                        i2 = (c * n_n + n) * n_s + s
+                        tot = lvl1[i1, 0] * scale
+                        h1 = (lvl1[i1, 2] * scale + m1 * q2[i2, 0]) / (tot + m1)
+                        x1 = (lvl1[i1, 3] * scale + m1 * q2[i2, 1]) / (tot + m1)
+                        for a in range(n_a):
+                            i0 = i1 * n_a + a
+                            tot = lvl0[i0, 0] * scale
+                            h0 = (lvl0[i0, 2] * scale + m0 * h1) / (tot + m0)
+                            x0 = (lvl0[i0, 3] * scale + m0 * x1) / (tot + m0)
+                            p_answer[i0] = h0 + x0
+                            p_human[i0] = h0
+                            p_machine[i0] = x0
+                        i1 += 1
+
+
+@njit(cache=True, nogil=True)
+def _posterior_kernel(
+    seg, dims, lvl0, lvl1, lvl2, lvl3, lvl4, root, scale, strength, prior,
+    mean_out, var_out,
+):
+    """Posterior of each leaf segment by shrinking down the back-off tree.
+
+    At every level the Dirichlet prior over (human, machine, not answered) has
+    mean = the parent's posterior mean and strength `strength[level]`; the root's
+    prior mean is `prior` (human, machine). Counts are multiplied by `scale` (the
+    decay from the reference epoch to now). `mean_out[k]` = (p_answer, p_human,
+    p_machine); `var_out[k]` = variance of p_human, including the parent's
+    uncertainty carried down (law of total variance, first order).
+    """
+    n_r, n_p, n_n, n_s, n_a = dims[1], dims[2], dims[3], dims[4], dims[5]
+    m5 = strength[5]
+    tot = root[0, 0] * scale
+    root_h = (root[0, 2] * scale + m5 * prior[0]) / (tot + m5)
+    root_m = (root[0, 3] * scale + m5 * prior[1]) / (tot + m5)
+    root_v = root_h * (1.0 - root_h) / (tot + m5 + 1.0)
+    for k in range(seg.shape[0]):
+        i0 = seg[k]
+        i1 = i0 // n_a
+        s = i1 % n_s
+        rest = i1 // n_s
+        n = rest % n_n
+        c = rest // (n_n * n_p * n_r)
+        i3 = c * n_n + n
+        i2 = i3 * n_s + s
+        qh = root_h
+        qm = root_m
+        v = root_v
+        for level in range(4, -1, -1):
+            if level == 4:
+                row = lvl4[c]
+            elif level == 3:
+                row = lvl3[i3]
+            elif level == 2:
+                row = lvl2[i2]
+            elif level == 1:
+                row = lvl1[i1]
+            else:
+                row = lvl0[i0]
+            m = strength[level]
+            tot = row[0] * scale
+            shrink = m / (tot + m)
+            qh = (row[2] * scale + m * qh) / (tot + m)
+            qm = (row[3] * scale + m * qm) / (tot + m)
+            v = qh * (1.0 - qh) / (tot + m + 1.0) + shrink * shrink * v
+        mean_out[k, 0] = qh + qm
+        mean_out[k, 1] = qh
+        mean_out[k, 2] = qm
+        var_out[k] = v
+
+
+@njit(cache=True, nogil=True)
+def _cusum_kernel(
+    carrier, outcome, t_s, n_carriers, half_life_s, shift, h, min_attempts,
+    base, s_pos, s_neg, last_t, alarm, direction, bad,
+):
+    """Two-sided Bernoulli CUSUM on each carrier's answer rate, one row at a time.
+
+    `base[c]` = decayed (attempts, answered) since the last alarm, giving the
+    baseline rate p0. Each attempt adds its log-likelihood ratio of p1 = p0(1+shift)
+    (up) and p1 = p0(1-shift) (down) against p0: S = max(0, S + llr). Until the
+    baseline holds `min_attempts` (decayed) it only learns. Crossing `h` raises
+    `alarm[c]`, records the sign in `direction[c]`, and restarts the baseline.
+    """
+    rate = _LN2 / half_life_s
+    n_bad = 0
+    for i in range(outcome.shape[0]):
+        c = np.int64(carrier[i])
+        o = outcome[i]
+        t = t_s[i]
+        if c < 0 or c >= n_carriers or o < 0 or o >= _N_OUTCOMES or not np.isfinite(t):
+            n_bad += 1
+            continue
+        x = o <= _MACHINE
+        if last_t[c] == last_t[c]:  # not NaN: decay since the carrier's last attempt
+            dt = t - last_t[c]
+            if dt > 0.0:
+                f = np.exp(-dt * rate)
+                base[c, 0] *= f
+                base[c, 1] *= f
+                last_t[c] = t
+        else:
+            last_t[c] = t
+        if base[c, 0] >= min_attempts:
+            p0 = min(max(base[c, 1] / base[c, 0], 1e-4), 1.0 - 1e-4)
+            up = min(p0 * (1.0 + shift), 0.5 * (1.0 + p0))
+            dn = p0 * (1.0 - shift)
+            if x:
+                s_pos[c] = max(0.0, s_pos[c] + np.log(up / p0))
+                s_neg[c] = max(0.0, s_neg[c] + np.log(dn / p0))
+            else:
+                s_pos[c] = max(0.0, s_pos[c] + np.log((1.0 - up) / (1.0 - p0)))
+                s_neg[c] = max(0.0, s_neg[c] + np.log((1.0 - dn) / (1.0 - p0)))
+            if s_pos[c] > h or s_neg[c] > h:
+                alarm[c] = True
+                direction[c] = 1 if s_pos[c] > h else -1
+                s_pos[c] = 0.0
+                s_neg[c] = 0.0
+                base[c, 0] = 0.0
+                base[c, 1] = 0.0
+        base[c, 0] += 1.0
+        base[c, 1] += 1.0 if x else 0.0
+    bad[0] = n_bad
