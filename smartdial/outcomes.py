@@ -6,6 +6,8 @@ names are for people, logs and messages.
 
 from enum import IntEnum
 
+import numpy as np
+
 
 class Outcome(IntEnum):
     CONTACT = 0  # human answered and was connected to an agent
@@ -21,3 +23,9 @@ class Outcome(IntEnum):
 N_OUTCOMES = len(Outcome)
 ANSWERED = (Outcome.CONTACT, Outcome.ABANDONED, Outcome.MACHINE)
 HUMAN = (Outcome.CONTACT, Outcome.ABANDONED)
+
+# NumPy scalars for Numba kernels: an IntEnum member does not lower to a number
+# there, and a plain int would be typed as a literal, compiling a callee once per code.
+CONTACT, ABANDONED, MACHINE, BUSY, NO_ANSWER, CONGESTION, INVALID, FAILED = (
+    np.int64(o) for o in Outcome
+)

@@ -1,0 +1,102 @@
+"""Which carrier carries the next call: routing policies, pure Numba functions.
+
+Every policy respects the trunk limits the dialer itself tracks (channels in
+use, a sliding one-second window of launches for CPS) and the coverage of the
+destination; none reads a clock or touches I/O.
+"""
+
+import numpy as np
+from numba import njit
+
+ROUND_ROBIN, STATIC, CHEAPEST = range(3)
+KINDS = {"round_robin": ROUND_ROBIN, "static": STATIC, "cheapest": CHEAPEST}
+
+
+def new_cps_window(cps: np.ndarray) -> np.ndarray:
+    """Per carrier, the times of its last floor(cps) launches (a ring buffer).
+
+    Column 0 holds the ring position; launch times follow. Carriers with a
+    fractional CPS below 1 keep one slot and are treated as 1 CPS.
+    """
+    width = int(max(1, np.floor(cps.max()))) + 1
+    w = np.full((cps.shape[0], width), -np.inf)
+    w[:, 0] = 0.0
+    return w
+
+
+@njit(cache=True)
+def _cps_slots(cps, c):
+    return max(1, int(np.floor(cps[c])))
+
+
+@njit(cache=True)
+def cps_allows(window, cps, c, now):
+    """True when launching on c at `now` keeps ≤ cps launches in any 1-s window."""
+    k = _cps_slots(cps, c)
+    pos = int(window[c, 0])
+    return window[c, 1 + pos] <= now - 1.0
+
+
+@njit(cache=True)
+def cps_record(window, cps, c, now):
+    k = _cps_slots(cps, c)
+    pos = int(window[c, 0])
+    window[c, 1 + pos] = now
+    window[c, 0] = (pos + 1) % k
+
+
+@njit(cache=True)
+def usable(c, region, network, channels_used, channels, enabled, coverage, window, cps, now):
+    return (
+        enabled[c]
+        and coverage[c, region, network]
+        and channels_used[c] < channels[c]
+        and cps_allows(window, cps, c, now)
+    )
+
+
+@njit(cache=True)
+def pick_carrier(
+    kind, region, product, network, now,
+    channels_used, channels, enabled, coverage, window, cps,
+    weights, credit, rr, cost_order,
+):
+    """The carrier for a call to (region, product, network), or -1 if none can take it.
+
+    weights[r, p, c] are target shares (static config shares or the live
+    allocation); credit[r, p, c] is the smooth weighted round-robin state that
+    makes realised shares track them; rr[0] is the round-robin pointer;
+    cost_order lists carriers cheapest first.
+    """
+    n = channels.shape[0]
+    if kind == ROUND_ROBIN:
+        for step in range(n):
+            c = (rr[0] + step) % n
+            if usable(c, region, network, channels_used, channels, enabled, coverage, window, cps, now):
+                rr[0] = (c + 1) % n
+                return c
+        return -1
+    if kind == CHEAPEST:
+        for i in range(n):
+            c = cost_order[i]
+            if usable(c, region, network, channels_used, channels, enabled, coverage, window, cps, now):
+                return c
+        return -1
+    # Smooth weighted round robin (as in nginx) over the carriers that can take
+    # the call now: each gains its weight, the richest is picked and pays the
+    # total. A carrier skipped for capacity keeps its credit and catches up.
+    total = 0.0
+    best = -1
+    for c in range(n):
+        w = weights[region, product, c]
+        if w <= 0.0:
+            continue
+        if not usable(c, region, network, channels_used, channels, enabled, coverage, window, cps, now):
+            continue
+        credit[region, product, c] += w
+        total += w
+        if best < 0 or credit[region, product, c] > credit[region, product, best]:
+            best = c
+    if best >= 0:
+        credit[region, product, best] -= total
+    return best

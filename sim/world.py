@@ -1,0 +1,158 @@
+"""The hidden world of a scenario in arrays: who answers when, on which carrier.
+
+Built once per run from the scenario and the seed. Policies never see it; the
+event loop in `sim.kernel` reads it to decide what the far end does.
+"""
+
+import datetime as dt
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from configs.schema import within_calling_hours
+from sim import draws
+from sim.kernel import (
+    W_ABANDON_AFTER,
+    W_BUSY,
+    W_DECAY,
+    W_END,
+    W_MACHINE,
+    W_RING_TIMEOUT,
+    World,
+)
+from sim.portfolio import Leads
+
+DRAIN_MINUTES = 90  # calls still up at the end of the day finish in this margin
+
+
+@dataclass(frozen=True)
+class Clock:
+    """The simulated day: second 0 is the first agent slot in the campaign's zone."""
+
+    start_utc: dt.datetime
+    end_s: float
+    n_minutes: int
+    tz: dt.tzinfo
+
+    def local(self, t_s: float) -> dt.datetime:
+        return (self.start_utc + dt.timedelta(seconds=t_s)).astimezone(self.tz)
+
+    def at(self, clock_time: dt.time) -> float:
+        """Seconds from the start of the day to a wall-clock time of the campaign."""
+        start_local = self.start_utc.astimezone(self.tz)
+        wall = dt.datetime.combine(start_local.date(), clock_time, tzinfo=self.tz)
+        return (wall - start_local).total_seconds()
+
+
+def clock_for(scenario) -> Clock:
+    campaign = scenario.operation.campaign(scenario.campaign)
+    sched = campaign.agents
+    tz = ZoneInfo(sched.timezone)
+    start = dt.datetime.combine(scenario.date, sched.start, tzinfo=tz)
+    end = dt.datetime.combine(scenario.date, sched.end, tzinfo=tz)
+    end_s = (end - start).total_seconds()
+    n_minutes = int(np.ceil(end_s / 60.0)) + DRAIN_MINUTES
+    return Clock(start.astimezone(dt.UTC), end_s, n_minutes, tz)
+
+
+def _dist_row(d) -> np.ndarray:
+    return np.array([draws.DIST_CODES[d.kind], d.mean_s, d.sd_s], float)
+
+
+def _hourly_truth(scenario, seed: int) -> np.ndarray:
+    """p_base[product, region, local hour]: the product's hourly shape, shifted
+    and scaled per region by draws from the seed (shapes differ by region)."""
+    op, truth = scenario.operation, scenario.truth
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x7207]))
+    n_r = len(op.regions)
+    shift = rng.uniform(-truth.region_peak_shift_h, truth.region_peak_shift_h, n_r)
+    s = truth.region_spread
+    scale = np.exp(rng.normal(-0.5 * s * s, s, n_r))
+    out = np.zeros((len(op.products), n_r, 24))
+    hours = np.arange(24)
+    for name, values in truth.contact_by_hour.items():
+        p = op.product_index(name)
+        v = np.asarray(values, float)
+        for r in range(n_r):
+            # Circular linear interpolation of the shape at hour - shift.
+            x = (hours - shift[r]) % 24
+            lo = np.floor(x).astype(int)
+            frac = x - lo
+            out[p, r] = np.clip(((1 - frac) * v[lo] + frac * v[(lo + 1) % 24]) * scale[r], 0, 1)
+    return out
+
+
+def build_world(scenario, leads: Leads, seed: int, clock: Clock) -> World:
+    op, truth = scenario.operation, scenario.truth
+    campaign = op.campaign(scenario.campaign)
+    n_c, n_r = len(op.carriers), len(op.regions)
+    m = clock.n_minutes
+
+    region_open = np.zeros((n_r, m), bool)
+    local_hour = np.zeros((n_r, m), np.int64)
+    for r, region in enumerate(op.regions):
+        windows = op.region_calling_hours(region)
+        tz = region.tz
+        for i in range(m):
+            local = (clock.start_utc + dt.timedelta(minutes=i)).astimezone(tz)
+            local_hour[r, i] = local.hour
+            region_open[r, i] = within_calling_hours(windows, local) and i * 60.0 < clock.end_s
+
+    agents = np.zeros(m, np.int64)
+    for i in range(m):
+        if i * 60.0 < clock.end_s:
+            agents[i] = campaign.agents.agents_at(clock.local(i * 60.0).time())
+    carrier_up = np.ones((n_c, m), bool)
+    carrier_factor = np.ones((n_c, m))
+    minutes = np.arange(m) * 60.0
+    for inc in truth.incidents:
+        t0 = clock.at(inc.at)
+        t1 = np.inf if inc.duration_min is None else t0 + 60.0 * inc.duration_min
+        during = (minutes >= t0) & (minutes < t1)
+        if inc.kind == "agents_logoff":
+            agents[during] = np.round(agents[during] * (1.0 - inc.fraction)).astype(np.int64)
+            continue
+        c = op.carrier_index(inc.carrier)
+        if inc.kind == "outage":
+            carrier_up[c, during] = False
+        else:
+            carrier_factor[c, during] *= inc.factor
+
+    carrier_q = np.array(
+        [[truth.quality(c.name, n.name) for n in op.networks] for c in op.carriers], float
+    )
+    net_factor = np.array([truth.network_factor.get(n.name, 1.0) for n in op.networks], float)
+    scalars = np.zeros(6)
+    scalars[W_MACHINE] = truth.machine_rate
+    scalars[W_BUSY] = truth.busy_rate
+    scalars[W_DECAY] = truth.attempt_decay
+    scalars[W_RING_TIMEOUT] = campaign.ring_timeout_s
+    scalars[W_ABANDON_AFTER] = campaign.abandon_after_s
+    scalars[W_END] = clock.end_s
+    dists = np.stack([
+        _dist_row(d)
+        for d in (truth.ring_time, truth.fail_signal_time, truth.handle_time, truth.wrap_up,
+                  truth.patience, truth.machine_detect)
+    ])
+    return World(
+        region=leads.region.astype(np.int64),
+        product=leads.product.astype(np.int64),
+        network=leads.network.astype(np.int64),
+        mult=leads.propensity.astype(np.float64),
+        invalid=leads.invalid,
+        region_open=region_open,
+        local_hour=local_hour,
+        agents_sched=agents,
+        carrier_up=carrier_up,
+        carrier_factor=carrier_factor,
+        p_base=_hourly_truth(scenario, seed),
+        net_factor=net_factor,
+        carrier_q=carrier_q,
+        fail_rate=np.array([truth.failure_rate(c.name) for c in op.carriers], float),
+        scalars=scalars,
+        dists=dists,
+        keys=draws.purpose_keys(seed),
+        channels=np.array([c.channels for c in op.carriers], np.int64),
+        cps=np.array([c.cps for c in op.carriers], float),
+    )
