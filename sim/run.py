@@ -13,6 +13,7 @@ import numpy as np
 from configs.scenario import PolicySpec, Scenario
 from dialer.state import Dialer, new_dialer
 from sim import events, kernel
+from sim.structs import as_structs
 from sim.kernel import Floor, Log, World
 from sim.portfolio import Leads, generate
 from sim.world import Clock, build_world, clock_for
@@ -71,11 +72,12 @@ def simulate(
     events.push(floor.heap, 0.0, kernel.E_MINUTE, 0)
     events.push(floor.heap, 0.0, kernel.E_TICK, 0)
 
+    structs = as_structs(world, dialer, floor, log)
     t = 0.0
     horizon = clock.end_s + 60.0 * (clock.n_minutes - np.ceil(clock.end_s / 60.0))
     while floor.heap.meta[0] > 0:
         t_stop = t + EPOCH_S
-        if kernel.run_until(world, dialer, floor, log, t_stop) < 0:
+        if kernel.run_until(*structs, t_stop) < 0:
             raise RuntimeError("event heap or attempt log overflow: sizing bug")
         t = t_stop
         if progress is not None:
@@ -84,7 +86,7 @@ def simulate(
             raise RuntimeError("calls still up long after the end of the day")
     last = floor.agent_since.max() if floor.agent_since.size else clock.end_s
     t_close = float(max(clock.end_s, last))
-    kernel.close_books(floor, t_close)
+    kernel.close_books(structs[2], t_close)
     return DayRecord(
         scenario=scenario, policy=policy, seed=seed, clock=clock, leads=leads, world=world,
         dialer=dialer, floor=floor, log=_trim(log, int(floor.counters[kernel.K_LOG])),

@@ -1,0 +1,191 @@
+"""KPIs of a simulated day, computed from its record with NumPy alone.
+
+Compliance is re-checked here independently of the hopper and routing: local
+calling hours from the time-zone database, caps, gaps, do-not-call, and the
+carriers' channel and CPS limits are recomputed from the attempt log.
+"""
+
+import datetime as dt
+
+import numpy as np
+
+from configs.schema import within_calling_hours
+from dialer import hopper
+from sim import kernel
+from sim.run import DayRecord
+from smartdial.outcomes import Outcome
+
+_CONTACT, _ABANDONED, _MACHINE = int(Outcome.CONTACT), int(Outcome.ABANDONED), int(Outcome.MACHINE)
+
+
+def billed_cost_mxn(conn_s, carrier, operation) -> np.ndarray:
+    """Telecom cost per attempt: connected time billed in the carrier's
+    increments (e.g. 30/6: 30 s minimum, then 6-s steps), plus its per-attempt charge."""
+    c = operation.carriers
+    rate = np.array([x.cost_per_minute_mxn for x in c])[carrier]
+    first = np.array([x.billing_initial_s for x in c], float)[carrier]
+    step = np.array([x.billing_increment_s for x in c], float)[carrier]
+    per_attempt = np.array([x.cost_per_attempt_mxn for x in c])[carrier]
+    conn = np.asarray(conn_s, float)
+    billed = np.where(
+        conn > 0, first + np.ceil(np.maximum(conn - first, 0.0) / step) * step, 0.0
+    )
+    return billed / 60.0 * rate + per_attempt
+
+
+def _ratio(a, b) -> float:
+    return float(a) / float(b) if b else 0.0
+
+
+def attempt_end_s(log) -> np.ndarray:
+    return log.t_start + log.ring_s.astype(float) + log.conn_s.astype(float)
+
+
+def violations(rec: DayRecord) -> dict[str, int]:
+    """Rule breaches recomputed from the log; every count must be zero."""
+    op = rec.scenario.operation
+    campaign = op.campaign(rec.scenario.campaign)
+    log = rec.log
+    lead = log.lead.astype(np.int64)
+    region = rec.leads.region[lead]
+    out = {}
+
+    # Local calling hours, from the tz database for each (region, minute) used.
+    minute = (log.t_start // 60).astype(np.int64)
+    pairs = np.unique(np.stack([region.astype(np.int64), minute]), axis=1)
+    bad_pairs = set()
+    for r, m in pairs.T:
+        reg = op.regions[r]
+        local = (rec.clock.start_utc + dt.timedelta(minutes=int(m))).astimezone(reg.tz)
+        if not within_calling_hours(op.region_calling_hours(reg), local):
+            bad_pairs.add((r, m))
+    out["outside_calling_hours"] = int(
+        sum(1 for r, m in zip(region, minute, strict=True) if (r, m) in bad_pairs)
+    ) if bad_pairs else 0
+
+    per_lead = np.bincount(lead, minlength=rec.leads.region.shape[0])
+    out["daily_cap"] = int((per_lead > campaign.retry.max_attempts_per_day).sum())
+    out["weekly_cap"] = int(
+        ((per_lead + rec.leads.attempts_7d) > campaign.retry.max_attempts_per_7d)[per_lead > 0].sum()
+    )
+    out["do_not_call"] = int(rec.leads.dnc[lead].sum())
+
+    # Gaps between consecutive attempts on a lead (also catches overlaps).
+    order = np.lexsort((log.t_start, lead))
+    same = lead[order][1:] == lead[order][:-1]
+    prev, nxt = order[:-1][same], order[1:][same]
+    gap_needed = hopper.rules_from(campaign.retry)[hopper.R_GAP + log.outcome[prev].astype(int)]
+    gap = log.t_start[nxt] - attempt_end_s(log)[prev]
+    out["retry_gap"] = int((gap < gap_needed - 1e-6).sum())
+
+    # Carrier limits: concurrent channels and launches within any 1-s window.
+    chan_bad = cps_bad = 0
+    end = attempt_end_s(log)
+    for c, carrier in enumerate(op.carriers):
+        on = log.carrier == c
+        if not on.any():
+            continue
+        t = np.concatenate([log.t_start[on], end[on]])
+        d = np.concatenate([np.ones(on.sum()), -np.ones(on.sum())])
+        o = np.lexsort((d, t))  # ends before starts at equal times
+        chan_bad += int(np.cumsum(d[o]).max() > carrier.channels)
+        k = max(1, int(np.floor(carrier.cps)))
+        s = np.sort(log.t_start[on])
+        cps_bad += int((s[k:] - s[:-k] < 1.0 - 1e-9).sum()) if s.size > k else 0
+    out["carrier_channels"] = chan_bad
+    out["carrier_cps"] = cps_bad
+    return out
+
+
+def compute(rec: DayRecord) -> dict:
+    """The KPI object of a day (what `smartdial sim run --json` prints)."""
+    op = rec.scenario.operation
+    campaign = op.campaign(rec.scenario.campaign)
+    log, f = rec.log, rec.floor
+    outcome = log.outcome.astype(np.int64)
+    contact = outcome == _CONTACT
+    human = contact | (outcome == _ABANDONED)
+    answered = human | (outcome == _MACHINE)
+    late = contact & (log.wait_s > campaign.abandon_after_s)
+    abandoned = (outcome == _ABANDONED) | late
+    cost = billed_cost_mxn(log.conn_s, log.carrier, op)
+    carrier = log.carrier.astype(np.int64)
+
+    logged_s = f.agent_idle_s.sum() + f.agent_talk_s.sum() + f.agent_wrap_s.sum()
+    busy_s = f.agent_talk_s.sum() + f.agent_wrap_s.sum()
+    n = len(outcome)
+
+    per_carrier = {}
+    for c, car in enumerate(op.carriers):
+        on = carrier == c
+        a = int(on.sum())
+        per_carrier[car.name] = {
+            "attempts": a,
+            "share": _ratio(a, n),
+            "answered": int(answered[on].sum()),
+            "asr": _ratio(answered[on].sum(), a),
+            "contacts": int(contact[on].sum()),
+            "contact_rate": _ratio(contact[on].sum(), a),
+            "cost": float(cost[on].sum()),
+            "cost_per_contact": _ratio(cost[on].sum(), contact[on].sum()),
+        }
+
+    # Hours of the campaign's own clock.
+    start_local = rec.clock.start_utc.astimezone(rec.clock.tz)
+    hour = ((log.t_start + start_local.minute * 60) // 3600).astype(np.int64) + start_local.hour
+    samples = f.samples
+    minute_hour = (np.arange(samples.shape[0]) * 60 + start_local.minute * 60) // 3600 + start_local.hour
+    per_hour = {}
+    for h in np.unique(hour):
+        on = hour == h
+        s = samples[minute_hour == h]
+        logged = s[:, kernel.S_LOGGED].sum()
+        per_hour[f"{int(h) % 24:02d}"] = {
+            "attempts": int(on.sum()),
+            "contacts": int(contact[on].sum()),
+            "contact_rate": _ratio(contact[on].sum(), on.sum()),
+            "abandon_rate": _ratio(abandoned[on].sum(), human[on].sum()),
+            "occupancy": _ratio(s[:, kernel.S_BUSY].sum(), logged),
+            "agents": float(logged / max(len(s), 1)),
+            "cost": float(cost[on].sum()),
+            "per_carrier_attempts": np.bincount(carrier[on], minlength=len(op.carriers)).tolist(),
+            "per_carrier_contacts": np.bincount(
+                carrier[on & contact], minlength=len(op.carriers)
+            ).tolist(),
+        }
+
+    # Abandonment over every rolling 24 h window: for a day shorter than 24 h,
+    # the windows ending at each hour mark hold the day so far.
+    marks = np.arange(3600.0, rec.clock.end_s + 3600.0, 3600.0)
+    t_ans = log.t_start + log.ring_s
+    rolling = [
+        _ratio(abandoned[t_ans <= m].sum(), human[t_ans <= m].sum()) for m in marks
+    ]
+    viol = violations(rec)
+    return {
+        "scenario": rec.scenario.name,
+        "policy": rec.policy.model_dump(),
+        "seed": rec.seed,
+        "attempts": n,
+        "contacts": int(contact.sum()),
+        "contact_rate": _ratio(contact.sum(), n),
+        "human_answered": int(human.sum()),
+        "abandoned": int(abandoned.sum()),
+        "abandon_rate": _ratio(abandoned.sum(), human.sum()),
+        "abandon_rate_24h_max": float(max(rolling, default=0.0)),
+        "agent_hours": logged_s / 3600.0,
+        "contacts_per_agent_hour": _ratio(contact.sum(), logged_s / 3600.0),
+        "occupancy": _ratio(busy_s, logged_s),
+        "cost": float(cost.sum()),
+        "cost_per_contact": _ratio(cost.sum(), contact.sum()),
+        "value": float(
+            np.array([p.contact_value_mxn for p in op.products])[
+                rec.leads.product[log.lead[contact]]
+            ].sum()
+        ),
+        "outcomes": {o.name.lower(): int((outcome == int(o)).sum()) for o in Outcome},
+        "violations": viol,
+        "violations_total": int(sum(viol.values())),
+        "per_carrier": per_carrier,
+        "per_hour": per_hour,
+    }

@@ -1,0 +1,57 @@
+"""Numba StructRef twins of the simulator's namedtuples of arrays.
+
+A namedtuple of twenty arrays is passed to every Numba function by value,
+flattened into hundreds of machine arguments: slow to compile and to call.
+A StructRef is one pointer. Python code keeps the namedtuples (same arrays,
+no copy); the event loop receives these twins.
+"""
+
+from numba import njit, types
+from numba.experimental import structref
+
+from dialer.state import Dialer
+from sim.kernel import Floor, Log, World
+
+
+def _register(name: str, fields: tuple[str, ...]):
+    typ = structref.register(
+        type(f"{name}Type", (types.StructRef,), {
+            "preprocess_fields": lambda self, fs: tuple((n, types.unliteral(t)) for n, t in fs),
+            "__module__": __name__,
+        })
+    )
+    proxy = type(name, (structref.StructRefProxy,), {"__module__": __name__})
+    structref.define_constructor(proxy, typ, fields)
+    structref.define_boxing(typ, proxy)
+    return typ, proxy
+
+
+WorldType, WorldStruct = _register("WorldStruct", World._fields)
+DialerType, DialerStruct = _register("DialerStruct", Dialer._fields)
+FloorType, FloorStruct = _register("FloorStruct", Floor._fields)
+LogType, LogStruct = _register("LogStruct", Log._fields)
+
+
+@njit(cache=True)
+def _world(*a):
+    return WorldStruct(*a)
+
+
+@njit(cache=True)
+def _dialer(*a):
+    return DialerStruct(*a)
+
+
+@njit(cache=True)
+def _floor(*a):
+    return FloorStruct(*a)
+
+
+@njit(cache=True)
+def _log(*a):
+    return LogStruct(*a)
+
+
+def as_structs(world, dialer, floor, log):
+    """The StructRef twins of the four namedtuples, sharing their arrays."""
+    return _world(*world), _dialer(*dialer), _floor(*floor), _log(*log)
