@@ -150,9 +150,9 @@ class Truth(_Frozen):
 class PolicySpec(_Frozen):
     """One dialer policy to simulate: how many lines, over which carrier, which lead first."""
 
-    pacing: Literal["progressive", "ratio", "poisson", "adaptive", "predictive"] = "adaptive"
-    routing: Literal["round_robin", "static", "cheapest", "optimizer", "oracle"] = "static"
-    leads: Literal["oldest", "value"] = "oldest"
+    pacing: Literal["progressive", "ratio", "poisson", "adaptive"] = "adaptive"
+    routing: Literal["round_robin", "static", "cheapest"] = "static"
+    leads: Literal["oldest"] = "oldest"
 
 
 def _default_policies() -> dict[str, PolicySpec]:

@@ -1,0 +1,5 @@
+import sys
+
+from smartdial.cli import main
+
+sys.exit(main())

@@ -1,0 +1,128 @@
+"""The `smartdial` command: one entry point, a subcommand per job.
+
+Heavy modules (Numba kernels, OR-Tools, matplotlib) are imported inside the
+subcommands so that `smartdial --help` answers at once.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from smartdial.errors import SmartdialError
+
+SCENARIOS = Path(__file__).resolve().parent.parent / "configs" / "scenarios"
+DEFAULT_SCENARIO = SCENARIOS / "mx-collections.yaml"
+
+PACING = ("progressive", "ratio", "poisson", "adaptive")
+ROUTING = ("round_robin", "static", "cheapest")
+LEADS = ("oldest",)
+
+
+def _config_check(args) -> int:
+    from rich.console import Console
+
+    from configs import describe, load
+
+    obj = load(args.file)
+    console = Console()
+    for table in describe(obj):
+        console.print(table)
+    console.print(f"[green]{args.file}: OK[/green]")
+    return 0
+
+
+def _policy(scenario, args):
+    from configs.scenario import PolicySpec
+
+    name = args.policy or scenario.default_policy
+    if name not in scenario.policies:
+        known = ", ".join(sorted(scenario.policies))
+        raise SmartdialError(f"unknown policy {name!r}; the scenario defines: {known}")
+    base = scenario.policies[name]
+    override = {k: v for k, v in (("pacing", args.pacing), ("routing", args.routing),
+                                  ("leads", args.leads)) if v}
+    return PolicySpec(**{**base.model_dump(), **override})
+
+
+def _sim_run(args) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from configs import load_scenario
+    from sim import kpis, report
+    from sim.run import simulate
+
+    scenario = load_scenario(args.scenario)
+    policy = _policy(scenario, args)
+    seed = scenario.seed if args.seed is None else args.seed
+    err = Console(stderr=True)
+    with Progress(
+        TextColumn("simulating {task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(), console=err, transient=True, disable=args.quiet,
+    ) as bar:
+        task = bar.add_task(f"{scenario.name} (seed {seed})", total=1.0)
+        rec = simulate(
+            scenario, policy, seed,
+            progress=lambda t, end: bar.update(task, completed=t / end if end else 1.0),
+        )
+    k = kpis.compute(rec)
+    if args.report != "none":
+        name = f"{scenario.name}-{policy.pacing}-{policy.routing}-seed{seed}.html"
+        path = Path(args.report) if args.report else Path("reports") / name
+        k["report"] = str(report.html_report(rec, k, path))
+    if args.json:
+        print(json.dumps(k))
+    else:
+        console = Console()
+        for table in report.tables(k):
+            console.print(table)
+        if "report" in k:
+            console.print(f"report: {k['report']}")
+    return 1 if k["violations_total"] else 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="smartdial",
+        description="Predictive dialer and carrier traffic optimiser for collections call centres.",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    cfg = sub.add_parser("config", help="configuration files").add_subparsers(
+        dest="action", required=True
+    )
+    check = cfg.add_parser("check", help="validate an operation or scenario file and summarise it")
+    check.add_argument("file", type=Path)
+    check.set_defaults(run=_config_check)
+
+    sim = sub.add_parser("sim", help="the discrete-event simulator").add_subparsers(
+        dest="action", required=True
+    )
+    run = sim.add_parser("run", help="simulate one campaign day under a policy")
+    run.add_argument("scenario", nargs="?", type=Path, default=DEFAULT_SCENARIO,
+                     help=f"scenario file (default: {DEFAULT_SCENARIO.name})")
+    run.add_argument("--policy", help="a policy named in the scenario (pacing + routing + leads)")
+    run.add_argument("--pacing", choices=PACING, help="override the policy's pacing")
+    run.add_argument("--routing", choices=ROUTING, help="override the policy's carrier routing")
+    run.add_argument("--leads", choices=LEADS, help="override the policy's lead order")
+    run.add_argument("--seed", type=int, help="randomness seed (default: the scenario's)")
+    run.add_argument("--json", action="store_true", help="print the KPIs as one JSON object")
+    run.add_argument("--report", metavar="PATH",
+                     help="HTML report path (default reports/<scenario>-...html; 'none' to skip)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(run=_sim_run)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except SmartdialError as e:
+        print(f"smartdial: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
