@@ -147,7 +147,8 @@ def html_report(rec: DayRecord, k: dict, path: Path) -> Path:
     page = f"""<!doctype html><html><head><meta charset="utf-8">
 <title>smartdial · {html.escape(k['scenario'])}</title>
 <style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto}}
-table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}
+table{{border-collapse:collapse;margin:1em 0}}
+td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}
 img{{max-width:100%}}</style></head><body>
 <h1>{html.escape(k['scenario'])}: a simulated day</h1>
 <p>pacing <b>{pol['pacing']}</b>, routing <b>{pol['routing']}</b>, leads <b>{pol['leads']}</b>,

@@ -58,8 +58,9 @@ def _sim_run(args) -> int:
     seed = scenario.seed if args.seed is None else args.seed
     err = Console(stderr=True)
     with Progress(
-        TextColumn("simulating {task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(), console=err, transient=True, disable=args.quiet,
+        TextColumn("simulating {task.description}"), BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
+        console=err, transient=True, disable=args.quiet,
     ) as bar:
         task = bar.add_task(f"{scenario.name} (seed {seed})", total=1.0)
         rec = simulate(
