@@ -1,0 +1,110 @@
+"""KPIs of a simulated day: telecom billing by increments, abandonment counting,
+and the breakdowns per carrier and per hour adding up to the day."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from sim import kpis
+from smartdial.outcomes import Outcome
+
+CONTACT, ABANDONED = int(Outcome.CONTACT), int(Outcome.ABANDONED)
+
+
+def _cost(op, carrier: str, conn_s: float) -> float:
+    c = op.carrier_index(carrier)
+    return float(kpis.billed_cost_mxn(np.array([conn_s]), np.array([c]), op)[0])
+
+
+@pytest.mark.parametrize(
+    ("carrier", "conn_s", "billed_s", "per_attempt"),
+    [
+        # tier1-mx bills 30/6 at 0.22 MXN/min: 30 s minimum, then 6-s steps.
+        ("tier1-mx", 0.0, 0, 0.0),
+        ("tier1-mx", 1.0, 30, 0.0),
+        ("tier1-mx", 30.0, 30, 0.0),
+        ("tier1-mx", 30.2, 36, 0.0),
+        ("tier1-mx", 36.0, 36, 0.0),
+        ("tier1-mx", 95.0, 96, 0.0),
+        # midtier-a bills 60/60 at 0.14: every started minute.
+        ("midtier-a", 0.5, 60, 0.0),
+        ("midtier-a", 60.0, 60, 0.0),
+        ("midtier-a", 61.0, 120, 0.0),
+        # telcel-direct bills 1/1 at 0.32: per started second.
+        ("telcel-direct", 0.4, 1, 0.0),
+        ("telcel-direct", 61.2, 62, 0.0),
+        # Setup fees are charged whether or not the call connected.
+        ("lcr-grey", 0.0, 0, 0.02),
+        ("lcr-grey", 3.5, 60, 0.02),
+        ("regional-norte", 10.5, 11, 0.03),
+        ("midtier-b", 31.0, 36, 0.01),
+    ],
+)
+def test_billing_rounds_connected_time_up_to_the_carrier_increments(
+    small, carrier, conn_s, billed_s, per_attempt
+):
+    op = small.operation
+    rate = op.carrier(carrier).cost_per_minute_mxn
+    expected = billed_s / 60.0 * rate + per_attempt
+    assert _cost(op, carrier, conn_s) == pytest.approx(expected, abs=1e-12)
+    assert _cost(op, carrier, conn_s) == pytest.approx(op.carrier(carrier).call_cost_mxn(conn_s))
+
+
+def test_billing_of_a_day_is_vectorised_per_attempt(small_day):
+    rec, op = small_day, small_day.scenario.operation
+    log = rec.log
+    cost = kpis.billed_cost_mxn(log.conn_s, log.carrier, op)
+    pick = np.linspace(0, log.conn_s.size - 1, 200).astype(int)
+    for i in pick:
+        carrier = op.carriers[int(log.carrier[i])]
+        assert cost[i] == pytest.approx(carrier.call_cost_mxn(float(log.conn_s[i])), rel=1e-9)
+    assert kpis.compute(rec)["cost"] == pytest.approx(cost.sum())
+
+
+def test_a_human_connected_after_the_abandon_window_counts_as_abandoned(small_day):
+    rec = small_day
+    k0 = kpis.compute(rec)
+    after_s = rec.scenario.operation.campaign(rec.scenario.campaign).abandon_after_s
+    contacts = np.flatnonzero(rec.log.outcome == CONTACT)
+    wait = rec.log.wait_s.copy()
+    wait[contacts[:3]] = after_s + 0.5  # put through too late: abandoned by the rule
+    wait[contacts[3]] = after_s  # exactly at the limit: still in time
+    late = dataclasses.replace(rec, log=rec.log._replace(wait_s=wait))
+    k1 = kpis.compute(late)
+    assert k1["abandoned"] == k0["abandoned"] + 3
+    assert k1["contacts"] == k0["contacts"]  # the agent still talked to them
+    assert k1["abandon_rate"] == pytest.approx(k1["abandoned"] / k1["human_answered"])
+    assert k0["abandoned"] == k0["outcomes"]["abandoned"] + int(
+        ((rec.log.outcome == CONTACT) & (rec.log.wait_s > after_s)).sum()
+    )
+
+
+def test_per_carrier_shares_sum_to_one_and_counts_to_the_day(small_days):
+    for name, rec in small_days.items():
+        k = kpis.compute(rec)
+        per = k["per_carrier"]
+        assert sum(c["share"] for c in per.values()) == pytest.approx(1.0), name
+        assert sum(c["attempts"] for c in per.values()) == k["attempts"], name
+        assert sum(c["contacts"] for c in per.values()) == k["contacts"], name
+        assert sum(c["cost"] for c in per.values()) == pytest.approx(k["cost"]), name
+        assert set(per) == {c.name for c in rec.scenario.operation.carriers}, name
+
+
+def test_per_hour_attempts_and_contacts_sum_to_the_day(small_days):
+    for name, rec in small_days.items():
+        k = kpis.compute(rec)
+        hours = k["per_hour"]
+        assert list(hours) == ["09", "10", "11", "12"], name  # 09:00–13:00 campaign time
+        assert sum(h["attempts"] for h in hours.values()) == k["attempts"], name
+        assert sum(h["contacts"] for h in hours.values()) == k["contacts"], name
+        assert sum(h["cost"] for h in hours.values()) == pytest.approx(k["cost"]), name
+        per_carrier = np.sum([h["per_carrier_attempts"] for h in hours.values()], axis=0)
+        assert per_carrier.tolist() == [c["attempts"] for c in k["per_carrier"].values()], name
+
+
+def test_rolling_abandonment_never_exceeds_one_and_ends_at_the_day_rate(small_day):
+    k = kpis.compute(small_day)
+    assert 0.0 <= k["abandon_rate"] <= k["abandon_rate_24h_max"] <= 1.0
