@@ -1,0 +1,170 @@
+"""The simulated day: the Numba kernel on the full floor, beside a plain SimPy model.
+
+Full day: mx-collections.yaml (≈ 300 agents, 10 h, 400 k leads) under "ratio"
+pacing, ≈ 500 k attempts, target ≤ 2 s once compiled. Side by side on a reduced
+day (30 agents × 2 h of the same world): SimPy time / Numba time, target ≥ 30×.
+Peak RSS of a 1 M-lead day in a child process (target ≤ 1 GiB) and the cold
+(empty Numba cache) versus warm start of a CLI day. Figures land in
+``extra_info``; nothing asserts on wall time.
+Run: ``pytest benchmarks/bench_sim.py --benchmark-only --benchmark-columns=min,mean,max,rounds``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from simpy_world import KPI_KEYS, reduced, simulate_simpy
+
+from configs import load_scenario
+from sim.kpis import compute
+from sim.portfolio import generate
+from sim.run import simulate
+from sim.world import build_world, clock_for
+
+ROOT = Path(__file__).resolve().parents[1]
+MX = ROOT / "configs/scenarios/mx-collections.yaml"
+POLICY = "ratio"
+GIB = 1 << 30
+
+_times: dict[str, float] = {}
+_kpis: dict[str, dict] = {}
+
+
+@pytest.fixture(scope="module")
+def mx():
+    return load_scenario(MX)
+
+
+@pytest.fixture(scope="module")
+def small_day(mx):
+    return reduced(mx, agents=30, hours=2, leads=20_000)
+
+
+def _kpis_of(k: dict) -> dict:
+    return {key: k[key] for key in KPI_KEYS}
+
+
+def _mean_s(benchmark) -> float:
+    return float(benchmark.stats.stats.mean)
+
+
+def test_day_numba(benchmark, mx):
+    simulate(mx, POLICY)  # JIT compile (or load the cache) outside the timing
+    rec = benchmark.pedantic(simulate, args=(mx, POLICY), rounds=3, iterations=1)
+    k = compute(rec)
+    t = _mean_s(benchmark)
+    benchmark.extra_info.update(
+        attempts=k["attempts"], attempts_per_s=k["attempts"] / t, mean_s=t,
+        min_s=float(benchmark.stats.stats.min), kpis=_kpis_of(k),
+    )
+
+
+def test_reduced_day_numba(benchmark, small_day):
+    simulate(small_day, POLICY)
+    rec = benchmark(simulate, small_day, POLICY)
+    _times["numba"] = _mean_s(benchmark)
+    _kpis["numba"] = _kpis_of(compute(rec))
+    benchmark.extra_info.update(mean_s=_times["numba"], kpis=_kpis["numba"])
+
+
+def test_reduced_day_simpy(benchmark, small_day):
+    k = benchmark.pedantic(simulate_simpy, args=(small_day, POLICY), rounds=2, iterations=1)
+    _times["simpy"] = _mean_s(benchmark)
+    _kpis["simpy"] = _kpis_of(k)
+    # Both models build the same world first; its share dilutes the ratio on a small day.
+    world_s = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        clock = clock_for(small_day)
+        build_world(small_day, generate(small_day, small_day.seed), small_day.seed, clock)
+        world_s.append(time.perf_counter() - t0)
+    world = min(world_s)
+    info = {"mean_s": _times["simpy"], "kpis": _kpis["simpy"], "world_build_s": world}
+    if "numba" in _times:
+        info.update(
+            numba_mean_s=_times["numba"],
+            speedup=_times["simpy"] / _times["numba"],
+            speedup_excluding_world_build=(_times["simpy"] - world)
+            / max(_times["numba"] - world, 1e-9),
+            numba_kpis=_kpis["numba"],
+        )
+    benchmark.extra_info.update(info)
+
+
+_ONE_MILLION = """
+import resource, sys
+from configs import load_scenario
+from sim.run import simulate
+s = load_scenario(sys.argv[1])
+s = s.model_copy(update={"portfolio": s.portfolio.model_copy(update={"leads": 1_000_000})})
+rec = simulate(s, sys.argv[2])
+print(len(rec.log.lead))
+"""
+
+
+def _peak_rss_child(code: str, *args: str) -> tuple[int, int]:
+    """Run `code` in a fresh interpreter under /usr/bin/time -v if there is one;
+    returns (peak RSS in bytes, the child's stdout first line as int)."""
+    cmd = [sys.executable, "-c", code, *args]
+    if Path("/usr/bin/time").exists():
+        out = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True,
+                             cwd=ROOT, check=True)
+        kib = next(int(line.split(":")[1]) for line in out.stderr.splitlines()
+                   if "Maximum resident set size" in line)
+        return kib * 1024, int(out.stdout.split()[0])
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if after <= before:
+        pytest.skip("an earlier, bigger child hides this one's peak RSS")
+    return after * 1024, int(out.stdout.split()[0])
+
+
+def test_peak_memory_1m_leads(benchmark):
+    peak, attempts = benchmark.pedantic(
+        _peak_rss_child, args=(_ONE_MILLION, str(MX), POLICY), rounds=1, iterations=1
+    )
+    benchmark.extra_info.update(peak_rss_mib=peak / (1 << 20), attempts=attempts, leads=1_000_000)
+    assert peak <= GIB, f"peak RSS {peak / (1 << 20):.0f} MiB with 1 M leads"
+
+
+def _day_command() -> list[str]:
+    """The CLI if it can print a day's KPIs, else the library call it wraps."""
+    probe = subprocess.run([sys.executable, "-m", "smartdial", "sim", "run", "--help"],
+                           capture_output=True, text=True, cwd=ROOT)
+    if probe.returncode == 0 and "--json" in probe.stdout:
+        return [sys.executable, "-m", "smartdial", "sim", "run", str(MX), "--json", "--quiet",
+                "--report", "none"]
+    return [sys.executable, "-c",
+            "from configs import load_scenario; from sim.run import simulate; "
+            f"simulate(load_scenario({str(MX)!r}))"]
+
+
+def _cold_then_warm() -> dict:
+    cmd = _day_command()
+    with tempfile.TemporaryDirectory(prefix="numba-cache-") as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        times = {}
+        for run in ("cold", "warm"):
+            t0 = time.perf_counter()
+            out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env,
+                                 check=True)
+            times[f"{run}_s"] = time.perf_counter() - t0
+        if "--json" in cmd:
+            times["attempts"] = json.loads(out.stdout)["attempts"]
+    times["command"] = " ".join(Path(cmd[0]).name if i == 0 else c for i, c in enumerate(cmd))
+    return times
+
+
+def test_cold_start_cli(benchmark):
+    times = benchmark.pedantic(_cold_then_warm, rounds=1, iterations=1)
+    benchmark.extra_info.update(times)
