@@ -47,7 +47,7 @@ def rules_from(retry) -> np.ndarray:
     return r
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def enqueue(head, tail, size, nxt, q, lead):
     nxt[lead] = -1
     if size[q] == 0:
@@ -58,7 +58,7 @@ def enqueue(head, tail, size, nxt, q, lead):
     size[q] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def dequeue(head, tail, size, nxt, q):
     lead = head[q]
     head[q] = nxt[lead]
@@ -68,7 +68,7 @@ def dequeue(head, tail, size, nxt, q):
     return lead
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def push_front(head, tail, size, nxt, q, lead):
     """Put a lead back at the head of its queue (picked, but no carrier could take it)."""
     if size[q] == 0:
@@ -95,7 +95,7 @@ def release_due(head, tail, size, nxt, n_groups, group, ready_at, enq_t, state, 
             enqueue(head, tail, size, nxt, group[lead], lead)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def next_lead(kind, head, size, n_groups, group_region, region_open, enq_t, minute):
     """The group whose head lead should be dialled now, or -1.
 

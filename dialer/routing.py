@@ -24,20 +24,19 @@ def new_cps_window(cps: np.ndarray) -> np.ndarray:
     return w
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _cps_slots(cps, c):
     return max(1, int(np.floor(cps[c])))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def cps_allows(window, cps, c, now):
     """True when launching on c at `now` keeps ≤ cps launches in any 1-s window."""
-    k = _cps_slots(cps, c)
     pos = int(window[c, 0])
     return window[c, 1 + pos] <= now - 1.0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def cps_record(window, cps, c, now):
     k = _cps_slots(cps, c)
     pos = int(window[c, 0])
@@ -45,7 +44,7 @@ def cps_record(window, cps, c, now):
     window[c, 0] = (pos + 1) % k
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def usable(c, region, network, channels_used, channels, enabled, coverage, window, cps, now):
     return (
         enabled[c]

@@ -62,7 +62,7 @@ Floor = namedtuple(
     "counters trunk_used trunk_window "
     "call_lead call_carrier call_row call_t call_state call_agent free_calls wait_ring "
     "agent_state agent_since agent_call agent_idle_s agent_talk_s agent_wrap_s idle_ring "
-    "heap samples",
+    "ev_t ev_key ev_meta samples",  # ev_*: the event heap (sim.events)
 )
 
 Log = namedtuple("Log", "lead carrier attempt t_start ring_s wait_s conn_s outcome agent")
@@ -85,6 +85,7 @@ def new_log(capacity: int) -> Log:
 def new_floor(n_agents: int, n_carriers: int, max_calls: int, n_minutes: int, cps) -> Floor:
     counters = np.zeros(N_COUNTERS, np.int64)
     counters[K_FREE_CALLS] = max_calls
+    heap = events.new_queue(4 * (max_calls + n_agents) + 64)
     return Floor(
         counters=counters,
         trunk_used=np.zeros(n_carriers, np.int64),
@@ -104,7 +105,9 @@ def new_floor(n_agents: int, n_carriers: int, max_calls: int, n_minutes: int, cp
         agent_talk_s=np.zeros(n_agents, np.float64),
         agent_wrap_s=np.zeros(n_agents, np.float64),
         idle_ring=np.zeros(n_agents, np.int64),
-        heap=events.new_queue(4 * (max_calls + n_agents) + 64),
+        ev_t=heap.t,
+        ev_key=heap.key,
+        ev_meta=heap.meta,
         samples=np.zeros((n_minutes, N_SAMPLES), np.float64),
     )
 
@@ -112,7 +115,7 @@ def new_floor(n_agents: int, n_carriers: int, max_calls: int, n_minutes: int, cp
 # ---------------------------------------------------------------- agents
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _count(k, state, delta):
     if state == A_IDLE:
         k[K_IDLE] += delta
@@ -141,14 +144,14 @@ def _agent_move(f, a, new_state, now):
     f.agent_since[a] = now
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _idle_push(f, a):
     n = f.idle_ring.shape[0]
     f.idle_ring[f.counters[K_IDLE_TAIL] % n] = a
     f.counters[K_IDLE_TAIL] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _idle_pop(f):
     """Longest-idle agent still idle, or -1 (the ring may hold stale entries)."""
     n = f.idle_ring.shape[0]
@@ -239,7 +242,7 @@ def _connect(w, f, log, call, agent, now):
     log.agent[row] = agent
     talk = draws.sample(w.dists[D_HANDLE], w.keys[draws.HANDLE], lead, att * 64)
     log.conn_s[row] = (now - f.call_t[call]) + talk
-    events.push(f.heap, now + talk, E_CALL_END, call)
+    events.push(f.ev_t, f.ev_key, f.ev_meta, now + talk, E_CALL_END, call)
 
 
 @njit(cache=True)
@@ -280,7 +283,7 @@ def _launch(w, d, f, log, lead, c, now):
     if over or not w.carrier_up[c, minute]:
         k[K_REJECTED] += 1
         f.call_t[call] = -1.0 - CONGESTION
-        events.push(f.heap, now, E_RING_END, call)
+        events.push(f.ev_t, f.ev_key, f.ev_meta, now, E_RING_END, call)
         return True
     routing.cps_record(f.trunk_window, w.cps, c, now)
 
@@ -312,7 +315,7 @@ def _launch(w, d, f, log, lead, c, now):
     else:
         ring = min(draws.sample(w.dists[D_FAIL], w.keys[draws.FAIL_SIGNAL], lead, att * 64), timeout)
     f.call_t[call] = -1.0 - outcome  # the pending outcome, until the ring ends
-    events.push(f.heap, now + ring, E_RING_END, call)
+    events.push(f.ev_t, f.ev_key, f.ev_meta, now + ring, E_RING_END, call)
     return True
 
 
@@ -336,12 +339,12 @@ def _ring_end(w, d, f, log, call, now):
             _wait_push(f, call)
             k[K_WAITING] += 1
             patience = draws.sample(w.dists[D_PATIENCE], w.keys[draws.PATIENCE], lead, att * 64)
-            events.push(f.heap, now + patience, E_PATIENCE, call)
+            events.push(f.ev_t, f.ev_key, f.ev_meta, now + patience, E_PATIENCE, call)
     elif outcome == MACHINE:
         f.call_state[call] = C_MACHINE
         detect = draws.sample(w.dists[D_DETECT], w.keys[draws.DETECT], lead, att * 64)
         log.conn_s[row] = detect
-        events.push(f.heap, now + detect, E_CALL_END, call)
+        events.push(f.ev_t, f.ev_key, f.ev_meta, now + detect, E_CALL_END, call)
     else:
         _finish(w, d, f, log, call, outcome, now)
 
@@ -410,7 +413,7 @@ def _call_end(w, d, f, log, call, now):
     f.agent_call[agent] = -1
     _agent_move(f, agent, A_WRAP, now)
     wrap = draws.sample(w.dists[D_WRAP], w.keys[draws.WRAP], lead, att * 64)
-    events.push(f.heap, now + wrap, E_WRAP_END, agent)
+    events.push(f.ev_t, f.ev_key, f.ev_meta, now + wrap, E_WRAP_END, agent)
 
 
 @njit(cache=True)
@@ -452,21 +455,30 @@ def _tick(w, d, f, log, now):
     _observe(d, f)
     u = draws.uniform(w.keys[draws.PACE], k[K_TICK], 0)
     n = pacing.lines_to_dial(d.kinds[0], d.pace_params, d.pace_memory, d.obs, now, u)
+    # Arrays loaded from the structs once, outside the per-line loop: every
+    # load from a struct costs an atomic reference-count update.
+    lead_kind, route_kind = d.kinds[2], d.kinds[1]
+    q_head, q_tail, q_size, nxt, n_groups = d.q_head, d.q_tail, d.q_size, d.nxt, d.n_groups
+    group_region, enq_t, region_open = d.group_region, d.enq_t, w.region_open
+    region, product, network = w.region, w.product, w.network
+    channels_used, channels, enabled, coverage = d.channels_used, d.channels, d.enabled, d.coverage
+    cps_window, cps, weights, credit, rr, cost_order = (
+        d.cps_window, d.cps, d.weights, d.credit, d.rr, d.cost_order
+    )
     for _ in range(n):
         g = hopper.next_lead(
-            d.kinds[2], d.q_head, d.q_size, d.n_groups, d.group_region, w.region_open,
-            d.enq_t, minute,
+            lead_kind, q_head, q_size, n_groups, group_region, region_open, enq_t, minute,
         )
         if g < 0:
             break
-        lead = hopper.dequeue(d.q_head, d.q_tail, d.q_size, d.nxt, g)
+        lead = hopper.dequeue(q_head, q_tail, q_size, nxt, g)
         c = routing.pick_carrier(
-            d.kinds[1], w.region[lead], w.product[lead], w.network[lead], now,
-            d.channels_used, d.channels, d.enabled, d.coverage, d.cps_window, d.cps,
-            d.weights, d.credit, d.rr, d.cost_order,
+            route_kind, region[lead], product[lead], network[lead], now,
+            channels_used, channels, enabled, coverage, cps_window, cps,
+            weights, credit, rr, cost_order,
         )
         if c < 0 or not _launch(w, d, f, log, lead, c, now):
-            hopper.push_front(d.q_head, d.q_tail, d.q_size, d.nxt, g, lead)
+            hopper.push_front(q_head, q_tail, q_size, nxt, g, lead)
             break
     k[K_TICK] += 1
 
@@ -476,19 +488,21 @@ def run_until(w, d, f, log, t_stop):
     """Advance the world to t_stop (exclusive). Returns the number of events fired,
     or -1 if the event heap or attempt log filled up (the caller grows and resumes).
     """
-    q = f.heap
+    qt = f.ev_t
+    qkey = f.ev_key
+    meta = f.ev_meta
     k = f.counters
     fired = 0
     end = w.scalars[W_END]
     tick_s = d.pace_params[pacing.P_TICK_S]
     n_minutes = f.samples.shape[0]
-    while q.meta[0] > 0 and events.peek_time(q) < t_stop:
-        now, kind, ref = events.pop(q)
+    while meta[0] > 0 and qt[0] < t_stop:
+        now, kind, ref = events.pop(qt, qkey, meta)
         fired += 1
         if kind == E_TICK:
             if now < end:
                 _tick(w, d, f, log, now)
-                events.push(q, now + tick_s, E_TICK, 0)
+                events.push(qt, qkey, meta, now + tick_s, E_TICK, 0)
         elif kind == E_RING_END:
             _ring_end(w, d, f, log, ref, now)
         elif kind == E_CALL_END:
@@ -509,8 +523,8 @@ def run_until(w, d, f, log, t_stop):
                 s[S_RINGING] = k[K_RINGING]
                 s[S_WAITING] = k[K_WAITING]
             if now < end:
-                events.push(q, now + 60.0, E_MINUTE, m + 1)
-        if q.meta[0] >= q.t.shape[0] - 8 or k[K_LOG] >= log.lead.shape[0]:
+                events.push(qt, qkey, meta, now + 60.0, E_MINUTE, m + 1)
+        if meta[0] >= qt.shape[0] - 8 or k[K_LOG] >= log.lead.shape[0]:
             return -1
     return fired
 

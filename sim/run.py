@@ -13,9 +13,9 @@ import numpy as np
 from configs.scenario import PolicySpec, Scenario
 from dialer.state import Dialer, new_dialer
 from sim import events, kernel
-from sim.structs import as_structs
 from sim.kernel import Floor, Log, World
 from sim.portfolio import Leads, generate
+from sim.structs import as_structs
 from sim.world import Clock, build_world, clock_for
 
 EPOCH_S = 600.0  # virtual seconds between returns to Python (progress, policy hooks)
@@ -69,13 +69,13 @@ def simulate(
     max_calls = int(world.channels.sum()) + 16
     n_agents = int(world.agents_sched.max())
     floor = kernel.new_floor(n_agents, len(op.carriers), max_calls, clock.n_minutes, world.cps)
-    events.push(floor.heap, 0.0, kernel.E_MINUTE, 0)
-    events.push(floor.heap, 0.0, kernel.E_TICK, 0)
+    events.push(floor.ev_t, floor.ev_key, floor.ev_meta, 0.0, kernel.E_MINUTE, 0)
+    events.push(floor.ev_t, floor.ev_key, floor.ev_meta, 0.0, kernel.E_TICK, 0)
 
     structs = as_structs(world, dialer, floor, log)
     t = 0.0
     horizon = clock.end_s + 60.0 * (clock.n_minutes - np.ceil(clock.end_s / 60.0))
-    while floor.heap.meta[0] > 0:
+    while floor.ev_meta[0] > 0:
         t_stop = t + EPOCH_S
         if kernel.run_until(*structs, t_stop) < 0:
             raise RuntimeError("event heap or attempt log overflow: sizing bug")

@@ -14,22 +14,25 @@ from sim.kernel import Floor, Log, World
 
 
 def _register(name: str, fields: tuple[str, ...]):
+    # The classes are named as the module attributes they are bound to, so the
+    # cache pickles them by reference: a copy pickled by value would be a
+    # different type without the fields' typing, and cached kernels would fail.
     typ = structref.register(
         type(f"{name}Type", (types.StructRef,), {
             "preprocess_fields": lambda self, fs: tuple((n, types.unliteral(t)) for n, t in fs),
             "__module__": __name__,
         })
     )
-    proxy = type(name, (structref.StructRefProxy,), {"__module__": __name__})
+    proxy = type(f"{name}Struct", (structref.StructRefProxy,), {"__module__": __name__})
     structref.define_constructor(proxy, typ, fields)
     structref.define_boxing(typ, proxy)
     return typ, proxy
 
 
-WorldType, WorldStruct = _register("WorldStruct", World._fields)
-DialerType, DialerStruct = _register("DialerStruct", Dialer._fields)
-FloorType, FloorStruct = _register("FloorStruct", Floor._fields)
-LogType, LogStruct = _register("LogStruct", Log._fields)
+WorldType, WorldStruct = _register("World", World._fields)
+DialerType, DialerStruct = _register("Dialer", Dialer._fields)
+FloorType, FloorStruct = _register("Floor", Floor._fields)
+LogType, LogStruct = _register("Log", Log._fields)
 
 
 @njit(cache=True)
