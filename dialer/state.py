@@ -80,7 +80,7 @@ def new_dialer(operation, campaign, policy, leads) -> Dialer:
     state[barred] = hopper.DONE
     # Oldest first: fresh leads by days past due, the oldest debt first.
     enq_t = -leads.days_past_due.astype(np.float64)
-    order = np.lexsort((-enq_t, group))
+    order = np.lexsort((enq_t, group))  # by region, then most days past due
     order = order[~barred[order]]
     if order.size:
         g = group[order]

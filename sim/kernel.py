@@ -60,7 +60,7 @@ D_RING, D_FAIL, D_HANDLE, D_WRAP, D_PATIENCE, D_DETECT = range(6)
 Floor = namedtuple(
     "Floor",
     "counters trunk_used trunk_window "
-    "call_lead call_carrier call_row call_t call_state call_agent free_calls wait_ring "
+    "call_lead call_carrier call_row call_t call_due call_state call_agent free_calls wait_ring "
     "agent_state agent_since agent_call agent_idle_s agent_talk_s agent_wrap_s idle_ring "
     "ev_t ev_key ev_meta samples",  # ev_*: the event heap (sim.events)
 )
@@ -94,6 +94,7 @@ def new_floor(n_agents: int, n_carriers: int, max_calls: int, n_minutes: int, cp
         call_carrier=np.zeros(max_calls, np.int64),
         call_row=np.zeros(max_calls, np.int64),
         call_t=np.zeros(max_calls, np.float64),  # answer time while waiting / connected
+        call_due=np.zeros(max_calls, np.float64),  # when the waiting caller gives up
         call_state=np.zeros(max_calls, np.int8),
         call_agent=np.full(max_calls, -1, np.int64),
         free_calls=np.arange(max_calls, dtype=np.int64),
@@ -339,6 +340,7 @@ def _ring_end(w, d, f, log, call, now):
             _wait_push(f, call)
             k[K_WAITING] += 1
             patience = draws.sample(w.dists[D_PATIENCE], w.keys[draws.PATIENCE], lead, att * 64)
+            f.call_due[call] = now + patience
             events.push(f.ev_t, f.ev_key, f.ev_meta, now + patience, E_PATIENCE, call)
     elif outcome == MACHINE:
         f.call_state[call] = C_MACHINE
@@ -418,7 +420,9 @@ def _call_end(w, d, f, log, call, now):
 
 @njit(cache=True)
 def _patience(w, d, f, log, call, now):
-    if f.call_state[call] != C_WAITING:
+    # Call slots are reused: a patience event left by a caller who was put
+    # through must not abandon the next caller waiting in the same slot.
+    if f.call_state[call] != C_WAITING or f.call_due[call] != now:
         return
     k = f.counters
     k[K_WAITING] -= 1

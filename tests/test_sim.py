@@ -223,11 +223,6 @@ def test_human_answers_arrive_at_the_rate_the_pacing_implies(erlang_a_days):
     check_against_theory(erlang_a_days, "arrival_rate", lambda d: d["lam"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG sim/kernel.py _patience: a stale E_PATIENCE event of a recycled call slot "
-    "abandons the slot's next waiting caller early: too many abandon, waits too short",
-)
 def test_patient_callers_abandon_and_wait_as_erlang_a_predicts(small):
     # Patience (mean 120 s) long next to talk (60 s): slots are recycled while an old
     # patience event is still pending, which is where the kernel goes wrong.
@@ -238,11 +233,6 @@ def test_patient_callers_abandon_and_wait_as_erlang_a_predicts(small):
     check_against_theory(days, "p_abandon", lambda d: d["theory"].p_abandon)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG sim/kernel.py _patience: it checks only call_state == C_WAITING, not that "
-    "the event belongs to the call now in the slot (slots are reused LIFO)",
-)
 def test_an_abandoned_caller_waited_exactly_their_own_patience(small):
     rec = simulate(erlang_a_scenario(small), "poisson", seed=3)
     log = rec.log
@@ -546,12 +536,6 @@ def test_two_policies_on_one_seed_see_the_same_world(small_days, small, other):
     np.testing.assert_array_equal(oa[same_p], ob[same_p])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG dialer/state.py new_dialer: the ready queues are sorted by days past due "
-    "ascending (np.lexsort((-enq_t, group))), so each region is dialled youngest debt first, "
-    "and next_lead (smallest key = oldest head) then drains one region before the next",
-)
 def test_the_oldest_debts_are_dialled_first(small_day):
     rec = small_day
     first = np.argsort(rec.log.t_start, kind="stable")[:100]

@@ -71,11 +71,6 @@ def test_both_models_keep_every_attempt_inside_the_trunk_and_retry_rules(days):
     assert all(compute(rec)["violations_total"] == 0 for rec in numba)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dialer/state.py builds each region's fresh queue newest debt first "
-    "(np.lexsort((-enq_t, group))), so 'oldest' dials region by region from 1 day past due",
-)
 def test_fresh_leads_are_dialled_oldest_debt_first_in_both_models(scenario):
     policy = scenario.policies["ratio"]
     first = 200  # the first launches of the day are all fresh leads
