@@ -71,14 +71,18 @@ def pick_carrier(
     if kind == ROUND_ROBIN:
         for step in range(n):
             c = (rr[0] + step) % n
-            if usable(c, region, network, channels_used, channels, enabled, coverage, window, cps, now):
+            if usable(
+                c, region, network, channels_used, channels, enabled, coverage, window, cps, now
+            ):
                 rr[0] = (c + 1) % n
                 return c
         return -1
     if kind == CHEAPEST:
         for i in range(n):
             c = cost_order[i]
-            if usable(c, region, network, channels_used, channels, enabled, coverage, window, cps, now):
+            if usable(
+                c, region, network, channels_used, channels, enabled, coverage, window, cps, now
+            ):
                 return c
         return -1
     # Smooth weighted round robin (as in nginx) over the carriers that can take
@@ -90,7 +94,9 @@ def pick_carrier(
         w = weights[region, product, c]
         if w <= 0.0:
             continue
-        if not usable(c, region, network, channels_used, channels, enabled, coverage, window, cps, now):
+        if not usable(
+            c, region, network, channels_used, channels, enabled, coverage, window, cps, now
+        ):
             continue
         credit[region, product, c] += w
         total += w

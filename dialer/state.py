@@ -96,7 +96,11 @@ def new_dialer(operation, campaign, policy, leads) -> Dialer:
     weights = np.broadcast_to(static_shares(operation), (n_regions, n_products, n_carriers)).copy()
     return Dialer(
         kinds=np.array(
-            [pacing.KINDS[policy.pacing], routing.KINDS[policy.routing], hopper.KINDS[policy.leads]],
+            [
+                pacing.KINDS[policy.pacing],
+                routing.KINDS[policy.routing],
+                hopper.KINDS[policy.leads],
+            ],
             np.int64,
         ),
         pace_params=params,

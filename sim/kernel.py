@@ -35,8 +35,10 @@ A_OUT, A_IDLE, A_TALK, A_WRAP = np.arange(4, dtype=np.int8)
 C_FREE, C_RINGING, C_WAITING, C_CONNECTED, C_MACHINE = np.arange(5, dtype=np.int8)
 
 # Scalar counters (int64): index names.
-K_LOG, K_TICK, K_PENDING_LOGOFF, K_LOGGED, K_IDLE, K_RINGING, K_WAITING, K_TALKING, K_WRAPPING = range(9)
-K_HUMAN, K_ABANDONED, K_FREE_CALLS, K_IDLE_HEAD, K_IDLE_TAIL, K_WAIT_HEAD, K_WAIT_TAIL = range(9, 16)
+(K_LOG, K_TICK, K_PENDING_LOGOFF, K_LOGGED, K_IDLE, K_RINGING, K_WAITING, K_TALKING,
+ K_WRAPPING) = range(9)
+(K_HUMAN, K_ABANDONED, K_FREE_CALLS, K_IDLE_HEAD, K_IDLE_TAIL, K_WAIT_HEAD,
+ K_WAIT_TAIL) = range(9, 16)
 K_MINUTE, K_REJECTED = 16, 17
 N_COUNTERS = 18
 
@@ -306,7 +308,7 @@ def _launch(w, d, f, log, lead, c, now):
             outcome = MACHINE
         else:
             outcome = NO_ANSWER
-    if outcome == CONTACT or outcome == MACHINE:
+    if outcome == CONTACT or outcome == MACHINE:  # noqa: SIM109 (Numba: plain compares)
         ring = draws.sample(w.dists[D_RING], w.keys[draws.RING], lead, att * 64)
         if ring >= timeout:
             ring = timeout
@@ -314,7 +316,8 @@ def _launch(w, d, f, log, lead, c, now):
     elif outcome == NO_ANSWER:
         ring = timeout
     else:
-        ring = min(draws.sample(w.dists[D_FAIL], w.keys[draws.FAIL_SIGNAL], lead, att * 64), timeout)
+        signal = draws.sample(w.dists[D_FAIL], w.keys[draws.FAIL_SIGNAL], lead, att * 64)
+        ring = min(signal, timeout)
     f.call_t[call] = -1.0 - outcome  # the pending outcome, until the ring ends
     events.push(f.ev_t, f.ev_key, f.ev_meta, now + ring, E_RING_END, call)
     return True

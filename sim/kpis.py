@@ -66,7 +66,9 @@ def violations(rec: DayRecord) -> dict[str, int]:
     per_lead = np.bincount(lead, minlength=rec.leads.region.shape[0])
     out["daily_cap"] = int((per_lead > campaign.retry.max_attempts_per_day).sum())
     out["weekly_cap"] = int(
-        ((per_lead + rec.leads.attempts_7d) > campaign.retry.max_attempts_per_7d)[per_lead > 0].sum()
+        ((per_lead + rec.leads.attempts_7d) > campaign.retry.max_attempts_per_7d)[
+            per_lead > 0
+        ].sum()
     )
     out["do_not_call"] = int(rec.leads.dnc[lead].sum())
 
@@ -134,7 +136,8 @@ def compute(rec: DayRecord) -> dict:
     start_local = rec.clock.start_utc.astimezone(rec.clock.tz)
     hour = ((log.t_start + start_local.minute * 60) // 3600).astype(np.int64) + start_local.hour
     samples = f.samples
-    minute_hour = (np.arange(samples.shape[0]) * 60 + start_local.minute * 60) // 3600 + start_local.hour
+    minute_s = np.arange(samples.shape[0]) * 60 + start_local.minute * 60
+    minute_hour = minute_s // 3600 + start_local.hour
     per_hour = {}
     for h in np.unique(hour):
         on = hour == h
