@@ -43,8 +43,8 @@ def mx():
 
 
 @pytest.fixture(scope="module")
-def small_day(mx):
-    return reduced(mx, agents=30, hours=2, leads=20_000)
+def reduced_day(mx):
+    return reduced(mx, agents=150, hours=5, leads=150_000)
 
 
 def _kpis_of(k: dict) -> dict:
@@ -66,24 +66,24 @@ def test_day_numba(benchmark, mx):
     )
 
 
-def test_reduced_day_numba(benchmark, small_day):
-    simulate(small_day, POLICY)
-    rec = benchmark(simulate, small_day, POLICY)
+def test_reduced_day_numba(benchmark, reduced_day):
+    simulate(reduced_day, POLICY)
+    rec = benchmark(simulate, reduced_day, POLICY)
     _times["numba"] = _mean_s(benchmark)
     _kpis["numba"] = _kpis_of(compute(rec))
     benchmark.extra_info.update(mean_s=_times["numba"], kpis=_kpis["numba"])
 
 
-def test_reduced_day_simpy(benchmark, small_day):
-    k = benchmark.pedantic(simulate_simpy, args=(small_day, POLICY), rounds=2, iterations=1)
+def test_reduced_day_simpy(benchmark, reduced_day):
+    k = benchmark.pedantic(simulate_simpy, args=(reduced_day, POLICY), rounds=2, iterations=1)
     _times["simpy"] = _mean_s(benchmark)
     _kpis["simpy"] = _kpis_of(k)
     # Both models build the same world first; its share dilutes the ratio on a small day.
     world_s = []
     for _ in range(3):
         t0 = time.perf_counter()
-        clock = clock_for(small_day)
-        build_world(small_day, generate(small_day, small_day.seed), small_day.seed, clock)
+        clock = clock_for(reduced_day)
+        build_world(reduced_day, generate(reduced_day, reduced_day.seed), reduced_day.seed, clock)
         world_s.append(time.perf_counter() - t0)
     world = min(world_s)
     info = {"mean_s": _times["simpy"], "kpis": _kpis["simpy"], "world_build_s": world}
