@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from configs.scenario import PolicySpec, Scenario
+from dialer import hopper
 from dialer.state import Dialer, new_dialer
 from sim import events, kernel
 from sim.kernel import Floor, Log, World
@@ -60,7 +61,7 @@ def simulate(
     world = build_world(scenario, leads, seed, clock)
     dialer = new_dialer(op, campaign, policy, leads)
 
-    callable_leads = dialer.state != 3
+    callable_leads = dialer.state != hopper.DONE
     cap = np.minimum(
         campaign.retry.max_attempts_per_day,
         campaign.retry.max_attempts_per_7d - dialer.attempts_7d.astype(np.int64),
@@ -74,7 +75,7 @@ def simulate(
 
     structs = as_structs(world, dialer, floor, log)
     t = 0.0
-    horizon = clock.end_s + 60.0 * (clock.n_minutes - np.ceil(clock.end_s / 60.0))
+    horizon = 60.0 * clock.n_minutes  # the day plus its drain margin
     while floor.ev_meta[0] > 0:
         t_stop = t + EPOCH_S
         if kernel.run_until(*structs, t_stop) < 0:
