@@ -30,14 +30,16 @@ def purpose_keys(seed: int) -> np.ndarray:
     return np.array([c.generate_state(1, dtype=np.uint64)[0] for c in children], dtype=np.uint64)
 
 
-@njit(cache=True)
+@njit("uint64(uint64)", cache=True)
 def _mix(z):
     z = (z ^ (z >> np.uint64(30))) * _M1
     z = (z ^ (z >> np.uint64(27))) * _M2
     return z ^ (z >> np.uint64(31))
 
 
-@njit(cache=True)
+# Explicit signatures: callers pass counters of several int types (int16 attempt
+# numbers, literal sub-draw ids); one compiled version serves them all.
+@njit("float64(uint64, int64, int64)", cache=True)
 def uniform(key, a, b):
     """A uniform in (0, 1) from the purpose key and two counters."""
     z = _mix(key + _GOLD * np.uint64(a + 1) + _KA * np.uint64(b + 1))

@@ -32,7 +32,9 @@ def new_queue(capacity: int) -> EventQueue:
 # costs a reference-count update per array per call, which dominated the loop.
 
 
-@njit(cache=True)
+# Explicit signature: Python and the kernel call it with differently typed
+# (literal, int, np.int64) arguments; one compiled version serves them all.
+@njit("boolean(float64[::1], int64[::1], int64[::1], float64, int64, int64)", cache=True)
 def push(qt, qkey, meta, t, kind, ref):
     """Schedule event `kind` about `ref` at time t. Returns False when full."""
     n = meta[0]

@@ -36,25 +36,12 @@ LogType, LogStruct = _register("Log", Log._fields)
 
 
 @njit(cache=True)
-def _world(*a):
-    return WorldStruct(*a)
-
-
-@njit(cache=True)
-def _dialer(*a):
-    return DialerStruct(*a)
-
-
-@njit(cache=True)
-def _floor(*a):
-    return FloorStruct(*a)
-
-
-@njit(cache=True)
-def _log(*a):
-    return LogStruct(*a)
+def _structs(world, dialer, floor, log):
+    # One compiled function for the four: each separately jitted function costs
+    # a compile pipeline of its own on a cold cache.
+    return WorldStruct(*world), DialerStruct(*dialer), FloorStruct(*floor), LogStruct(*log)
 
 
 def as_structs(world, dialer, floor, log):
     """The StructRef twins of the four namedtuples, sharing their arrays."""
-    return _world(*world), _dialer(*dialer), _floor(*floor), _log(*log)
+    return _structs(world, dialer, floor, log)
