@@ -47,14 +47,14 @@ def uniform(key, a, b):
     return ((z >> np.uint64(11)) + np.uint64(1)) * (1.0 / 9007199254740994.0)
 
 
-@njit(cache=True)
+@njit(cache=True, no_cpython_wrapper=True)
 def _normal(key, a, b):
     u1 = uniform(key, a, b)
     u2 = uniform(key, a, b + 1)
     return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
 
 
-@njit(cache=True)
+@njit(cache=True, no_cpython_wrapper=True)
 def _gamma(shape, key, a, b):
     # Marsaglia-Tsang; shape < 1 boosted by U**(1/shape). Sub-draws use b+2j.
     boost = 1.0

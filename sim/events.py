@@ -56,7 +56,7 @@ def push(qt, qkey, meta, t, kind, ref):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, no_cpython_wrapper=True)
 def pop(qt, qkey, meta):
     """Remove the earliest event; returns (t, kind, ref). The queue must not be empty."""
     t0 = qt[0]

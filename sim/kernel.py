@@ -121,6 +121,7 @@ def new_floor(n_agents: int, n_carriers: int, max_calls: int, n_minutes: int, cp
 # separately compiled helper costs its own pipeline and machine-code generation
 # (≈ 0.1 s each). Helpers called from several places stay separate: inlining them
 # would type and lower their body once per call site.
+# Helpers only the kernel calls skip the CPython wrapper (no_cpython_wrapper).
 
 
 @njit(cache=True, inline="always")
@@ -135,7 +136,7 @@ def _count(k, state, delta):
         k[K_LOGGED] += delta
 
 
-@njit(cache=True)
+@njit(cache=True, no_cpython_wrapper=True)
 def _agent_move(f, a, new_state, now):
     """Close the agent's current spell (time accounting) and enter new_state."""
     spell = now - f.agent_since[a]
@@ -217,7 +218,7 @@ def _p_human(w, lead, carrier, minute, attempts_before):
     return min(p, 0.95)
 
 
-@njit(cache=True)
+@njit(cache=True, no_cpython_wrapper=True)
 def _finish(w, d, f, log, call, outcome, now):
     """An attempt ended: write the log, free the channel, file the lead."""
     row = f.call_row[call]
@@ -236,7 +237,7 @@ def _finish(w, d, f, log, call, outcome, now):
     f.counters[K_FREE_CALLS] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, no_cpython_wrapper=True)
 def _connect(w, f, log, call, agent, now):
     """A human is put through to an agent: talk time starts."""
     lead = f.call_lead[call]
