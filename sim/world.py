@@ -6,11 +6,12 @@ event loop in `sim.kernel` reads it to decide what the far end does.
 
 import datetime as dt
 from dataclasses import dataclass
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from configs.schema import within_calling_hours
+from configs.schema import WEEKDAYS
 from sim import draws
 from sim.kernel import (
     W_ABANDON_AFTER,
@@ -56,6 +57,76 @@ def clock_for(scenario) -> Clock:
     return Clock(start.astimezone(dt.UTC), end_s, n_minutes, tz)
 
 
+_MINUTE_US = 60_000_000
+_HOUR_US = 60 * _MINUTE_US
+_DAY_US = 24 * _HOUR_US
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday = 0, as datetime.weekday)
+
+
+def _us(delta: dt.timedelta) -> int:
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _time_us(t: dt.time) -> int:
+    return ((t.hour * 60 + t.minute) * 60 + t.second) * 1_000_000 + t.microsecond
+
+
+def _utc_offsets_us(clock: Clock, tz: dt.tzinfo, n_minutes: int) -> np.ndarray:
+    """UTC offset of `tz` at each minute of the day, in microseconds.
+
+    The tz database is asked once an hour and, where two hours differ, bisected to
+    the minute of the transition: a few dozen look-ups per zone instead of one per
+    minute. Offsets never change twice within an hour.
+    """
+
+    def offset(i: int) -> int:
+        return _us((clock.start_utc + dt.timedelta(minutes=i)).astimezone(tz).utcoffset())
+
+    grid = sorted({*range(0, n_minutes, 60), n_minutes - 1})
+    at = {i: offset(i) for i in grid}
+    out = np.empty(n_minutes, np.int64)
+    for lo, hi in pairwise(grid):
+        out[lo:hi + 1] = at[lo]
+        if at[lo] != at[hi]:
+            a, b = lo, hi  # offset(a) = at[lo] != offset(b): find the first minute changed
+            while b - a > 1:
+                mid = (a + b) // 2
+                if offset(mid) == at[lo]:
+                    a = mid
+                else:
+                    b = mid
+            out[b:hi + 1] = at[hi]
+    return out
+
+
+def _local_minutes(clock: Clock, tz: dt.tzinfo, n_minutes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(weekday, microseconds since local midnight) of each minute of the day in `tz`."""
+    start_us = _us(clock.start_utc - _EPOCH)
+    local_us = start_us + np.arange(n_minutes, dtype=np.int64) * _MINUTE_US
+    local_us += _utc_offsets_us(clock, tz, n_minutes)
+    days, tod_us = np.divmod(local_us, _DAY_US)
+    return (days + _EPOCH_WEEKDAY) % 7, tod_us
+
+
+def _within_calling_hours(windows, weekday: np.ndarray, tod_us: np.ndarray) -> np.ndarray:
+    """`configs.schema.within_calling_hours` on arrays of local weekdays and times of day."""
+    out = np.zeros(tod_us.shape, bool)
+    for w in windows:
+        days = np.array([WEEKDAYS.index(d) for d in w.days], np.int64)
+        out |= np.isin(weekday, days) & (tod_us >= _time_us(w.start)) & (tod_us < _time_us(w.end))
+    return out
+
+
+def _agents_at(schedule, tod_us: np.ndarray) -> np.ndarray:
+    """`AgentSchedule.agents_at` on an array of local times of day."""
+    starts = np.array([_time_us(s.start) for s in schedule.slots], np.int64)
+    agents = np.array([s.agents for s in schedule.slots], np.int64)
+    slot = np.searchsorted(starts, tod_us, side="right") - 1
+    on = (tod_us >= _time_us(schedule.start)) & (tod_us < _time_us(schedule.end))
+    return np.where(on, agents[np.maximum(slot, 0)], 0)
+
+
 def _dist_row(d) -> np.ndarray:
     return np.array([draws.DIST_CODES[d.kind], d.mean_s, d.sd_s], float)
 
@@ -89,20 +160,18 @@ def build_world(scenario, leads: Leads, seed: int, clock: Clock) -> World:
     n_c, n_r = len(op.carriers), len(op.regions)
     m = clock.n_minutes
 
+    day_open = np.arange(m) * 60.0 < clock.end_s
     region_open = np.zeros((n_r, m), bool)
     local_hour = np.zeros((n_r, m), np.int64)
     for r, region in enumerate(op.regions):
-        windows = op.region_calling_hours(region)
-        tz = region.tz
-        for i in range(m):
-            local = (clock.start_utc + dt.timedelta(minutes=i)).astimezone(tz)
-            local_hour[r, i] = local.hour
-            region_open[r, i] = within_calling_hours(windows, local) and i * 60.0 < clock.end_s
+        weekday, tod_us = _local_minutes(clock, region.tz, m)
+        local_hour[r] = tod_us // _HOUR_US
+        region_open[r] = _within_calling_hours(
+            op.region_calling_hours(region), weekday, tod_us
+        ) & day_open
 
-    agents = np.zeros(m, np.int64)
-    for i in range(m):
-        if i * 60.0 < clock.end_s:
-            agents[i] = campaign.agents.agents_at(clock.local(i * 60.0).time())
+    _, tod_us = _local_minutes(clock, clock.tz, m)
+    agents = np.where(day_open, _agents_at(campaign.agents, tod_us), 0).astype(np.int64)
     carrier_up = np.ones((n_c, m), bool)
     carrier_factor = np.ones((n_c, m))
     minutes = np.arange(m) * 60.0

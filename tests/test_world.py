@@ -1,0 +1,68 @@
+"""The world's per-minute tables, built on arrays, agree minute by minute with the
+tz database and the schema's own rules (calling hours, staffing), across DST changes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from configs.schema import AgentSchedule, AgentSlot, CallingWindow, within_calling_hours
+from sim import world
+from sim.world import Clock
+
+
+def clock_at(local_start: dt.datetime, minutes: int) -> Clock:
+    tz = local_start.tzinfo
+    return Clock(local_start.astimezone(dt.UTC), 60.0 * minutes, minutes, tz)
+
+
+def minute_by_minute(clock: Clock, tz, minutes: int) -> list[dt.datetime]:
+    """The naive twin: ask the tz database for every minute."""
+    return [(clock.start_utc + dt.timedelta(minutes=i)).astimezone(tz) for i in range(minutes)]
+
+
+DST_DAYS = [
+    # (zone, local midnight before a change): spring forward, fall back, and a quiet day
+    ("America/Tijuana", dt.datetime(2026, 3, 8)),
+    ("America/Tijuana", dt.datetime(2026, 11, 1)),
+    ("America/Matamoros", dt.datetime(2026, 3, 8)),
+    ("Europe/London", dt.datetime(2026, 3, 29)),
+    ("Australia/Lord_Howe", dt.datetime(2026, 4, 5)),  # a 30-minute change
+    ("America/Mexico_City", dt.datetime(2026, 4, 5)),  # no DST since 2022
+]
+
+
+@pytest.mark.parametrize(("zone", "midnight"), DST_DAYS)
+def test_local_minutes_match_the_tz_database_across_dst_changes(zone, midnight):
+    minutes = 36 * 60 + 7
+    # Start off the hour, so the hourly probes straddle the change and bisect to it.
+    start = midnight.replace(tzinfo=ZoneInfo(zone)) - dt.timedelta(hours=5, minutes=37)
+    clock = clock_at(start.astimezone(ZoneInfo("America/Mexico_City")), minutes)
+    weekday, tod_us = world._local_minutes(clock, ZoneInfo(zone), minutes)
+    want = minute_by_minute(clock, ZoneInfo(zone), minutes)
+    assert weekday.tolist() == [t.weekday() for t in want]
+    assert tod_us.tolist() == [world._time_us(t.time()) for t in want]
+
+
+@pytest.mark.parametrize(("zone", "midnight"), DST_DAYS)
+def test_calling_hours_and_staffing_on_arrays_match_the_schema(zone, midnight):
+    tz = ZoneInfo(zone)
+    minutes = 30 * 60
+    clock = clock_at(midnight.replace(tzinfo=tz), minutes)
+    windows = (
+        CallingWindow(days=("mon", "tue", "wed", "thu", "fri", "sat"), start=dt.time(1, 30),
+                      end=dt.time(22, 0)),
+        CallingWindow(days=("sun",), start=dt.time(2, 15), end=dt.time(17, 0)),
+    )
+    sched = AgentSchedule(timezone=zone, end=dt.time(23, 0), slots=(
+        AgentSlot(start=dt.time(1, 0), agents=5), AgentSlot(start=dt.time(2, 30), agents=9),
+        AgentSlot(start=dt.time(12, 0), agents=3),
+    ))
+    weekday, tod_us = world._local_minutes(clock, tz, minutes)
+    local = minute_by_minute(clock, tz, minutes)
+    assert world._within_calling_hours(windows, weekday, tod_us).tolist() == [
+        within_calling_hours(windows, t) for t in local
+    ]
+    assert world._agents_at(sched, tod_us).tolist() == [sched.agents_at(t.time()) for t in local]
