@@ -52,9 +52,13 @@ def violations(rec: DayRecord) -> dict[str, int]:
 
     # Local calling hours, from the tz database for each (region, minute) used.
     minute = (log.t_start // 60).astype(np.int64)
-    pairs = np.unique(np.stack([region.astype(np.int64), minute]), axis=1)
+    # One int key per pair: np.unique on a 1-D array is far faster than with axis=1.
+    first = int(minute.min()) if minute.size else 0
+    span = int(minute.max()) - first + 1 if minute.size else 1
+    keys = np.unique(region.astype(np.int64) * span + (minute - first))
     bad_pairs = set()
-    for r, m in pairs.T:
+    for r, m_off in zip(*np.divmod(keys, span), strict=True):
+        m = m_off + first
         reg = op.regions[r]
         local = (rec.clock.start_utc + dt.timedelta(minutes=int(m))).astimezone(reg.tz)
         if not within_calling_hours(op.region_calling_hours(reg), local):
