@@ -113,8 +113,9 @@ def _within_calling_hours(windows, weekday: np.ndarray, tod_us: np.ndarray) -> n
     """`configs.schema.within_calling_hours` on arrays of local weekdays and times of day."""
     out = np.zeros(tod_us.shape, bool)
     for w in windows:
-        days = np.array([WEEKDAYS.index(d) for d in w.days], np.int64)
-        out |= np.isin(weekday, days) & (tod_us >= _time_us(w.start)) & (tod_us < _time_us(w.end))
+        on_day = np.zeros(7, bool)
+        on_day[[WEEKDAYS.index(d) for d in w.days]] = True
+        out |= on_day[weekday] & (tod_us >= _time_us(w.start)) & (tod_us < _time_us(w.end))
     return out
 
 
@@ -141,16 +142,15 @@ def _hourly_truth(scenario, seed: int) -> np.ndarray:
     s = truth.region_spread
     scale = np.exp(rng.normal(-0.5 * s * s, s, n_r))
     out = np.zeros((len(op.products), n_r, 24))
-    hours = np.arange(24)
+    # Circular linear interpolation of each shape at hour - shift, all regions at once.
+    x = (np.arange(24) - shift[:, None]) % 24
+    lo = np.floor(x).astype(int)
+    frac = x - lo
     for name, values in truth.contact_by_hour.items():
-        p = op.product_index(name)
         v = np.asarray(values, float)
-        for r in range(n_r):
-            # Circular linear interpolation of the shape at hour - shift.
-            x = (hours - shift[r]) % 24
-            lo = np.floor(x).astype(int)
-            frac = x - lo
-            out[p, r] = np.clip(((1 - frac) * v[lo] + frac * v[(lo + 1) % 24]) * scale[r], 0, 1)
+        out[op.product_index(name)] = np.clip(
+            ((1 - frac) * v[lo] + frac * v[(lo + 1) % 24]) * scale[:, None], 0, 1
+        )
     return out
 
 
