@@ -1,5 +1,6 @@
 """The world's per-minute tables, built on arrays, agree minute by minute with the
-tz database and the schema's own rules (calling hours, staffing), across DST changes."""
+tz database and the schema's own rules (calling hours, staffing), across DST changes;
+the kernel's struct twins write through to the world's arrays."""
 
 from __future__ import annotations
 
@@ -66,3 +67,23 @@ def test_calling_hours_and_staffing_on_arrays_match_the_schema(zone, midnight):
         within_calling_hours(windows, t) for t in local
     ]
     assert world._agents_at(sched, tod_us).tolist() == [sched.agents_at(t.time()) for t in local]
+
+
+def test_struct_twins_write_through_to_the_namedtuples_arrays(small):
+    from dialer.state import new_dialer
+    from sim import kernel
+    from sim.portfolio import generate
+    from sim.structs import as_structs
+
+    op = small.operation
+    clock = world.clock_for(small)
+    leads = generate(small, small.seed)
+    w = world.build_world(small, leads, small.seed, clock)
+    d = new_dialer(op, op.campaign(small.campaign), small.policies[small.default_policy], leads)
+    f = kernel.new_floor(3, len(op.carriers), 8, clock.n_minutes, w.cps)
+    f.agent_state[:] = kernel.A_IDLE
+    f.agent_since[:] = 10.0
+    twins = as_structs(w, d, f, kernel.new_log(8))
+    kernel.close_books(twins[2], 25.0)  # closes each agent's idle spell through the twin
+    assert f.agent_idle_s.tolist() == [15.0, 15.0, 15.0]
+    assert f.agent_since.tolist() == [25.0, 25.0, 25.0]
