@@ -19,7 +19,7 @@ their promised time (ahead of everything once due).
 import numpy as np
 from numba import njit
 
-from smartdial.outcomes import ABANDONED, CONTACT, Outcome
+from smartdial.outcomes import ABANDONED, Outcome
 
 OLDEST, VALUE = 0, 1
 KINDS = {"oldest": OLDEST, "value": VALUE}
@@ -216,7 +216,7 @@ def after_attempt(
     Also learns the attempt's contact probability (its group at launch, the local
     `hour`) and moves the lead to the group of its new attempt count.
     """
-    human = outcome == CONTACT or outcome == ABANDONED  # noqa: SIM109 (Numba: plain compares)
+    human = outcome <= ABANDONED  # CONTACT (0) or ABANDONED (1): a human answered
     learn(contact_p, contact_n, group[lead], hour, human, prior_n)
     group[lead] = cell[lead] * n_ab + min(attempts_7d[lead], n_ab - 1)
     gap = rules[R_GAP + outcome]
