@@ -56,7 +56,7 @@ N_MEMORY = 22 + 48 + 60
 W_RATES = 400.0  # attempts: memory of the outcome rates (answer-rate shocks show in minutes)
 W_TIMES = 300.0  # samples: memory of the duration fits
 N_PRIOR = 30.0  # pseudo-observations of the cold-start priors
-PRIOR_ANSWERS = 400.0  # pseudo-answers at the aim in the controller's rate estimates
+PRIOR_ANSWERS = 150.0  # pseudo-answers at the aim in the controller's rate estimates
 
 
 def params_from(settings, abandon_target: float, abandon_after_s: float = 2.0,
@@ -71,7 +71,7 @@ def params_from(settings, abandon_target: float, abandon_after_s: float = 2.0,
     p[P_DROP_TARGET] = min(settings.adaptive_drop_target, abandon_target)
     p[P_ADAPT_PERIOD_S] = 15.0  # VICIdial's AST_VDadapt runs every 15 s
     p[P_ABANDON_TARGET] = abandon_target
-    p[P_AIM] = getattr(settings, "predictive_aim", 0.85) * abandon_target
+    p[P_AIM] = getattr(settings, "predictive_aim", 0.7) * abandon_target
     p[P_GAIN] = getattr(settings, "predictive_gain", 0.04)
     p[P_ABANDON_AFTER_S] = abandon_after_s
     p[P_RING_TIMEOUT_S] = ring_timeout_s
@@ -93,9 +93,9 @@ def new_memory(params: np.ndarray) -> np.ndarray:
     m[M_TALK_MU], m[M_TALK_VAR] = _lognormal_fit(180.0, 120.0)
     m[M_WRAP_MU], m[M_WRAP_VAR] = _lognormal_fit(25.0, 12.0)
     m[M_FAIL_MEAN] = 3.0
-    # The inner tolerance is not the realised rate (each call is re-counted every
-    # tick): start low, the outer controller raises it as answers come in clean.
-    m[M_LOG_TOL] = math.log(max(0.04 * params[P_AIM], 1e-4))
+    # Start under the aim: the outer controller raises the tolerance as answers
+    # come in clean.
+    m[M_LOG_TOL] = math.log(max(0.35 * params[P_AIM], 1e-4))
     m[M_LAST_STEER] = -np.inf
     return m
 
@@ -242,9 +242,10 @@ def predictive_lines(params, memory, obs, now, agent_state, agent_since, ring_t0
     probability given how long it has rung, plus n new lines at the learned human
     answer rate) compete for the agents S (idle now, plus each busy agent's
     probability of freeing within H given its elapsed talk or wrap time, minus
-    pending log-offs). With X = D − S taken as normal, the expected calls left
-    without an agent E[X⁺] must stay ≤ tol × E[answers]; n is the largest such
-    count (bisection: E[X⁺] is convex in n). Outer loop: once a minute tol moves
+    pending log-offs). With X = D − S taken as normal, E[X⁺] is the expected
+    calls left without an agent; the n new lines may add at most tol abandons
+    per answer they bring, E[X⁺](n) − E[X⁺](0) ≤ tol · n · p, and n is the
+    largest such count (bisection: E[X⁺] is convex in n). Outer loop: once a minute tol moves
     in log-space so that the abandonment realised over the rolling 24 h and the
     30 days converges to the aim, just under the target.
     """
@@ -264,7 +265,7 @@ def predictive_lines(params, memory, obs, now, agent_state, agent_since, ring_t0
         r30 = (b30 + aim * PRIOR_ANSWERS) / (a30 + PRIOR_ANSWERS)
         err = (aim - max(r24, r30)) / aim
         if err < 0.0:
-            err *= 3.0  # over the aim: brake harder than it accelerates
+            err *= 2.0  # over the aim: brake harder than it accelerates
         m[M_LOG_TOL] = min(max(m[M_LOG_TOL] + params[P_GAIN] * err, math.log(1e-4)),
                            math.log(0.3))
     tol = math.exp(m[M_LOG_TOL])
@@ -346,17 +347,19 @@ def predictive_lines(params, memory, obs, now, agent_state, agent_since, ring_t0
             -z / math.sqrt(2.0)
         )
 
-    base = obs[O_WAITING] + d_mean
-    if overflow(0) > tol * max(base, 1e-9):
+    # The abandons the n new lines add, per answer they bring, must stay ≤ tol.
+    # overflow is convex in n, so the feasible n form an interval from 0.
+    base = overflow(0)
+    if overflow(1) - base > tol * p:
         return 0
     hi = int(min(max(supply + 3.0 * math.sqrt(supply + 1.0) + 3.0, 1.0) / p, 4.0 * logged / p))
     hi = max(hi, 1)
-    if overflow(hi) <= tol * (base + hi * p):
+    if overflow(hi) - base <= tol * hi * p:
         return hi
-    lo = 0
+    lo = 1
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if overflow(mid) <= tol * (base + mid * p):
+        if overflow(mid) - base <= tol * mid * p:
             lo = mid
         else:
             hi = mid
