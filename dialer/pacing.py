@@ -352,7 +352,8 @@ def predictive_lines(params, memory, obs, now, agent_state, agent_since, ring_t0
     base = overflow(0)
     if overflow(1) - base > tol * p:
         return 0
-    hi = int(min(max(supply + 3.0 * math.sqrt(supply + 1.0) + 3.0, 1.0) / p, 4.0 * logged / p))
+    hi = int(min(max(supply + 3.0 * math.sqrt(max(supply + 1.0, 0.0)) + 3.0, 1.0) / p,
+                 4.0 * logged / p))
     hi = max(hi, 1)
     if overflow(hi) - base <= tol * hi * p:
         return hi
