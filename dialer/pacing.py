@@ -150,13 +150,15 @@ def lines_to_dial(kind, params, memory, obs, now, u):
         n = math.floor(params[P_DIAL_RATIO] * idle + 1e-9) - ringing
     elif kind == POISSON:
         n = _poisson(params[P_POISSON_PER_AGENT_S] * logged * params[P_TICK_S], u)
-    else:
+    elif kind == ADAPTIVE:
         _adapt(params, memory, obs, now)
         # VICIdial: goal calls = level × active agents (ready or in call; an
         # agent in wrap-up is not active), minus the calls already live.
         active = idle + obs[O_TALKING]
         live = ringing + obs[O_WAITING] + obs[O_TALKING]
         n = math.floor(memory[M_LEVEL] * active + 0.5) - live
+    else:
+        return 0  # PREDICTIVE reads the floor's arrays: predictive_lines
     return max(int(n), 0)
 
 
