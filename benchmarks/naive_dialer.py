@@ -34,7 +34,9 @@ def naive_predictive_lines(params, memory, obs, now, agent_state, agent_since, r
         M[P.M_LOG_TOL] = min(max(M[P.M_LOG_TOL] + params[P.P_GAIN] * err, math.log(1e-4)),
                              math.log(0.3))
     tol = math.exp(M[P.M_LOG_TOL]) * (0.25 + 0.75 * min(M[P.M_N_ATTEMPTS] / 200.0, 1.0))
-    p = min(max(M[P.M_P_HUMAN], 0.005), 0.95)
+    fast = M[P.M_P_HUMAN_FAST]
+    fast -= 2 * math.sqrt(max(fast * (1 - fast), 0.0) / (2 * P.W_FAST))
+    p = min(max(M[P.M_P_HUMAN], fast, 0.005), 0.95)
     p_m, p_na, p_f = (max(M[i], 0.0) for i in (P.M_P_MACHINE, P.M_P_NO_ANSWER, P.M_P_FAILED))
 
     def survival(x, mu, var):  # lognormal P(T > x)

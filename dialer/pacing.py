@@ -51,9 +51,14 @@ M_LOG_TOL, M_LAST_STEER, M_HOUR_IX, M_DAY_IX = range(18, 22)
 # buckets (the campaign's 30 days), ring buffers indexed by hour / day number.
 M_H_ANS, M_H_ABN = 22, 22 + 24
 M_D_ANS, M_D_ABN = 22 + 48, 22 + 48 + 30
-N_MEMORY = 22 + 48 + 60
+# A fast estimate of the human-answer rate (about W_FAST attempts): when it is above
+# the slow one by more than its own noise (2 sd), decisions use it, so a jump in
+# answers is felt within a minute or two; a fall only once the slow one agrees.
+M_P_HUMAN_FAST = 22 + 48 + 60
+N_MEMORY = M_P_HUMAN_FAST + 1
 
 W_RATES = 400.0  # attempts: memory of the outcome rates (answer-rate shocks show in minutes)
+W_FAST = 150.0
 W_TIMES = 300.0  # samples: memory of the duration fits
 N_PRIOR = 30.0  # pseudo-observations of the cold-start priors
 PRIOR_ANSWERS = 150.0  # pseudo-answers at the aim in the controller's rate estimates
@@ -93,6 +98,7 @@ def new_memory(params: np.ndarray) -> np.ndarray:
     m[M_TALK_MU], m[M_TALK_VAR] = _lognormal_fit(180.0, 120.0)
     m[M_WRAP_MU], m[M_WRAP_VAR] = _lognormal_fit(25.0, 12.0)
     m[M_FAIL_MEAN] = 3.0
+    m[M_P_HUMAN_FAST] = m[M_P_HUMAN]
     # Start under the aim: the outer controller raises the tolerance as answers
     # come in clean.
     m[M_LOG_TOL] = math.log(max(0.35 * params[P_AIM], 1e-4))
@@ -191,6 +197,8 @@ def record(params, memory, what, seconds, now):
         for k in range(4):
             hit = 1.0 if k == what else 0.0
             m[M_P_HUMAN + k] += a * (hit - m[M_P_HUMAN + k])
+        a = 1.0 / min(m[M_N_ATTEMPTS] + N_PRIOR, W_FAST)
+        m[M_P_HUMAN_FAST] += a * ((1.0 if what == EV_HUMAN else 0.0) - m[M_P_HUMAN_FAST])
         if what == EV_HUMAN:
             m[M_H_ANS + int(hour) % 24] += 1.0
             m[M_D_ANS + int(day) % 30] += 1.0
@@ -274,7 +282,9 @@ def predictive_lines(params, memory, obs, now, agent_state, agent_since, ring_t0
     warm = min(m[M_N_ATTEMPTS] / 200.0, 1.0)
     tol *= 0.25 + 0.75 * warm  # cold start: a quarter of the tolerance
 
-    p = min(max(m[M_P_HUMAN], 0.005), 0.95)
+    fast = m[M_P_HUMAN_FAST]
+    fast -= 2.0 * math.sqrt(max(fast * (1.0 - fast), 0.0) / (2.0 * W_FAST))
+    p = min(max(m[M_P_HUMAN], fast, 0.005), 0.95)
     p_m = max(m[M_P_MACHINE], 0.0)
     p_na = max(m[M_P_NO_ANSWER], 0.0)
     p_f = max(m[M_P_FAILED], 0.0)

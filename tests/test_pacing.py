@@ -223,3 +223,26 @@ def test_predictive_meets_the_targets_on_every_seed(name):
         assert k["abandon_rate_24h_max"] <= 0.03, seed
         assert k["occupancy"] >= 0.85, seed
         assert k["contacts_per_agent_hour"] >= 1.15 * a["contacts_per_agent_hour"], seed
+
+
+@pytest.mark.slow
+def test_predictive_stays_under_target_when_every_carrier_answer_rate_doubles():
+    import datetime as dt
+
+    from configs import load_scenario
+    from configs.scenario import Incident, PolicySpec
+    from sim.kpis import compute
+    from sim.run import simulate
+
+    sc = load_scenario(ROOT / "configs" / "scenarios" / "small.yaml")
+    shock = tuple(
+        Incident(kind="answer_rate", at=dt.time(10, 30), carrier=c.name, factor=2.0)
+        for c in sc.operation.carriers
+    )
+    truth = sc.truth.model_copy(update={"incidents": sc.truth.incidents + shock})
+    sc = sc.model_copy(update={"truth": truth})
+    pred = PolicySpec(pacing="predictive", routing="static", leads="value")
+    for seed in range(1, 6):
+        k = compute(simulate(sc, pred, seed))
+        assert k["abandon_rate_24h_max"] <= 0.03, seed
+        assert k["occupancy"] >= 0.85, seed
