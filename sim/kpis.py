@@ -71,6 +71,11 @@ def violations(rec: DayRecord) -> dict[str, int]:
         ].sum()
     )
     out["do_not_call"] = int(rec.leads.dnc[lead].sum())
+    # A promised callback is not dialled before its time (seconds from the day's start).
+    callback_s = getattr(rec.leads, "callback_s", None)
+    out["callback_early"] = 0 if callback_s is None else int(
+        ((callback_s[lead] >= 0) & (log.t_start < callback_s[lead] - 1e-6)).sum()
+    )
 
     # Gaps between consecutive attempts on a lead (also catches overlaps).
     order = np.lexsort((log.t_start, lead))
