@@ -32,8 +32,11 @@ contact_p[g, h]    **the contact table**: P(a human answers | group g, local hou
                    Initialised to a prior, updated in place by the hopper from every
                    outcome (running mean, weight 1 / (contact_n + prior_n)). The optimiser
                    may overwrite it between epochs with its contact model's predictions
-                   (averaged over carriers); then it should reset contact_n to 0 or to its
-                   own effective sample size.
+                   (averaged over carriers): write IN PLACE (`contact_table(d)[...] = p`;
+                   the simulator's StructRef shares this very array), then set contact_n
+                   to 0 or to its own effective sample size, and hop[0] = -1 so the
+                   later-peak scratch is refreshed. Only VALUE's table has the full shape;
+                   OLDEST's is (regions, 1, 1, 1, 24) and its order never reads it.
 contact_n[g, h]    attempts learned per cell of contact_p.
 value[lead]        value of a contact with this lead (MXN): the product's contact value.
 peak[g], hop[0]    VALUE's scratch: best probability later today, the minute it is for.
