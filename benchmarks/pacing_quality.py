@@ -1,7 +1,7 @@
 """Pacing quality over seeds: abandonment, occupancy and contacts per agent-hour.
 
     python benchmarks/pacing_quality.py table [--seeds 5] [--scenario small mx]
-    python benchmarks/pacing_quality.py curve [--seeds 3] [--scenario small]
+    python benchmarks/pacing_quality.py curve [--seeds 3] [--scenario small] [--plot curve.png]
 
 `table` runs each pacing policy (predictive, progressive, ratio, VICIdial-style
 adaptive) on the shipped scenarios and prints mean ± sd over seeds of the day's
@@ -87,7 +87,8 @@ def table(names, seeds) -> None:
                   f"| {int(r['violations_total'].sum())} |", flush=True)
 
 
-def curve(names, seeds) -> None:
+def curve(names, seeds, plot: str | None = None) -> None:
+    points: dict[tuple[str, str], list[tuple[float, float]]] = {}
     print("| scenario | pacing | setting | abandon day % | abandon max rolling % | occupancy % "
           "| contacts / agent-h |")
     print("|---|---|---|---|---|---|---|")
@@ -97,10 +98,31 @@ def curve(names, seeds) -> None:
             for setting in sweep:
                 r = run(with_dialer(base, **setting), POLICIES[pol], seeds)
                 label = ", ".join(f"{k}={v}" for k, v in setting.items()) or "-"
+                points.setdefault((name, pol), []).append(
+                    (100 * r["abandon_rate_24h_max"].mean(), 100 * r["occupancy"].mean())
+                )
                 print(f"| {name} | {pol} | {label} | {_fmt(r['abandon_rate'], True)} "
                       f"| {_fmt(r['abandon_rate_24h_max'], True)} "
                       f"| {_fmt(r['occupancy'], True)} "
                       f"| {_fmt(r['contacts_per_agent_hour'], False)} |", flush=True)
+    if plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 4.5), squeeze=False)
+        for ax, name in zip(axes[0], names, strict=True):
+            for (sc, pol), pts in points.items():
+                if sc == name:
+                    x, y = zip(*sorted(pts), strict=True)
+                    ax.plot(x, y, "o-", label=pol)
+            ax.axvline(3.0, color="grey", ls="--", lw=1)
+            ax.set(title=name, xlabel="worst rolling-24 h abandonment (%)",
+                   ylabel="agent occupancy (%)")
+            ax.legend()
+        fig.tight_layout()
+        fig.savefig(plot, dpi=120)
 
 
 def main() -> None:
@@ -110,6 +132,7 @@ def main() -> None:
     ap.add_argument("--first-seed", type=int, default=1)
     ap.add_argument("--scenario", nargs="+", choices=sorted(SCENARIOS), default=["small", "mx"])
     ap.add_argument("--policy", nargs="+", choices=sorted(POLICIES), default=None)
+    ap.add_argument("--plot", help="curve: also write the occupancy-vs-abandonment plot here")
     args = ap.parse_args()
     if args.policy:
         for p in list(POLICIES):
@@ -117,7 +140,10 @@ def main() -> None:
                 POLICIES.pop(p)
                 SWEEPS.pop(p, None)
     seeds = range(args.first_seed, args.first_seed + args.seeds)
-    (table if args.what == "table" else curve)(args.scenario, seeds)
+    if args.what == "table":
+        table(args.scenario, seeds)
+    else:
+        curve(args.scenario, seeds, args.plot)
 
 
 if __name__ == "__main__":
