@@ -94,7 +94,7 @@ def naive_predictive_lines(params, memory, obs, now, agent_state, agent_since, r
 
 def naive_next_lead(
     kind, head, size, n_groups, group_region, region_open, enq_t, minute, now,
-    ready_at, local_hour, contact_p, value, peak, hop, params,
+    ready_at, local_hour, contact_p, contact_n, value, peak, hop, params,
 ) -> int:
     """The queue to dial from, by the rules of hopper.next_lead, in plain Python."""
     n_regions, n_minutes = region_open.shape
@@ -116,6 +116,7 @@ def naive_next_lead(
                 contact_p[g, local_hour[r, minute + 60 * k]]
                 for k in range(1, 24)
                 if minute + 60 * k < n_minutes and region_open[r, minute + 60 * k]
+                and contact_n[g, local_hour[r, minute + 60 * k]] >= 1
             ]
             peak[g] = max(later, default=0.0)
     scored = []

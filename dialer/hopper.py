@@ -125,7 +125,7 @@ def release_due(head, tail, size, nxt, n_groups, group, ready_at, enq_t, state, 
 @njit(cache=True)
 def next_lead(
     kind, head, size, n_groups, group_region, region_open, enq_t, minute, now,
-    ready_at, local_hour, contact_p, value, peak, hop, params,
+    ready_at, local_hour, contact_p, contact_n, value, peak, hop, params,
 ):
     """The queue whose head lead should be dialled now, or -1.
 
@@ -134,7 +134,9 @@ def next_lead(
     longest (fresh leads carry a negative wait key ranking them by days past
     due) among regions open now. VALUE: the head with the highest
     contact_p[group, local hour] × value, skipping groups held for their better
-    hour later today while the groups not held have enough ready leads.
+    hour later today while the groups not held have enough ready leads. Only
+    later hours with evidence (contact_n ≥ 1: learned, or written by the contact
+    model with its sample size) can hold a group: an untouched prior never does.
     `peak` and `hop` (hop[0]: the minute `peak` was computed for) are VALUE's
     scratch, refreshed here once a minute.
     """
@@ -166,8 +168,9 @@ def next_lead(
                 mm = minute + 60 * k
                 if mm >= n_minutes:
                     break
-                if region_open[r, mm]:
-                    pk = max(pk, contact_p[g, local_hour[r, mm]])
+                h = local_hour[r, mm]
+                if region_open[r, mm] and contact_n[g, h] >= 1.0:
+                    pk = max(pk, contact_p[g, h])
             peak[g] = pk
     ratio = params[H_HOLD_RATIO]
     best_any = -1

@@ -489,8 +489,8 @@ def _tick(w, d, f, log, now):
     lead_kind, route_kind = d.kinds[2], d.kinds[1]
     q_head, q_tail, q_size, nxt, n_groups = d.q_head, d.q_tail, d.q_size, d.nxt, d.n_groups
     group_region, enq_t, region_open = d.group_region, d.enq_t, w.region_open
-    ready_at, local_hour, contact_p, value, peak, hop, hop_params = (
-        d.ready_at, w.local_hour, d.contact_p, d.value, d.peak, d.hop, d.hop_params
+    ready_at, local_hour, contact_p, contact_n, value, peak, hop, hop_params = (
+        d.ready_at, w.local_hour, d.contact_p, d.contact_n, d.value, d.peak, d.hop, d.hop_params
     )
     region, product, network = w.region, w.product, w.network
     channels_used, channels, enabled, coverage = d.channels_used, d.channels, d.enabled, d.coverage
@@ -500,7 +500,7 @@ def _tick(w, d, f, log, now):
     for _ in range(n):
         g = hopper.next_lead(
             lead_kind, q_head, q_size, n_groups, group_region, region_open, enq_t, minute, now,
-            ready_at, local_hour, contact_p, value, peak, hop, hop_params,
+            ready_at, local_hour, contact_p, contact_n, value, peak, hop, hop_params,
         )
         if g < 0:
             break

@@ -108,7 +108,7 @@ def drive(d, region_open, local_hour, seed, twin=True):
         for _ in range(int(rng.integers(0, 6))):
             args = (
                 kind, d.q_head, d.q_size, d.n_groups, d.group_region, region_open, d.enq_t,
-                minute, t, d.ready_at, local_hour, d.contact_p, d.value,
+                minute, t, d.ready_at, local_hour, d.contact_p, d.contact_n, d.value,
             )
             peak, hop = d.peak.copy(), d.hop.copy()
             q = hopper.next_lead(*args, d.peak, d.hop, d.hop_params)
@@ -208,12 +208,14 @@ def one_region_arrays(n_groups, sizes, n_minutes=24 * 60):
     )
 
 
-def pick(a, contact_p, minute, kind=hopper.VALUE, params=None, now=None):
+def pick(a, contact_p, minute, kind=hopper.VALUE, params=None, now=None, contact_n=None):
+    """next_lead on hand-made arrays; the table counts as evidence unless contact_n says not."""
     n_groups = contact_p.shape[0]
     return hopper.next_lead(
         kind, a["head"], a["size"], n_groups, a["group_region"], a["region_open"], a["enq_t"],
         minute, 60.0 * minute if now is None else now, a["ready_at"], a["local_hour"],
-        contact_p, a["value"], np.zeros(n_groups), np.full(1, -1, np.int64),
+        contact_p, np.full(contact_p.shape, 50.0) if contact_n is None else contact_n,
+        a["value"], np.zeros(n_groups), np.full(1, -1, np.int64),
         hopper.hop_params() if params is None else params,
     )
 
@@ -238,6 +240,10 @@ def test_a_lead_waits_for_its_better_hour_while_other_supply_is_enough():
     no_hold = hopper.hop_params(hold_ratio=0.0)
     assert pick(many, p, minute=10 * 60, params=no_hold) == 0
     assert pick(many, p, minute=19 * 60) == 0  # its hour has come
+    # A later hour nobody has evidence for (an untouched prior) holds nothing.
+    unseen = np.full(p.shape, 50.0)
+    unseen[0, 18:21] = 0.0
+    assert pick(many, p, minute=10 * 60, contact_n=unseen) == 0
 
 
 def test_a_due_callback_comes_before_every_ready_lead():
