@@ -32,7 +32,7 @@ def naive_predictive_lines(params, memory, obs, now, agent_state, agent_since, r
         if err < 0:
             err *= 2.0
         M[P.M_LOG_TOL] = min(max(M[P.M_LOG_TOL] + params[P.P_GAIN] * err, math.log(1e-4)),
-                             math.log(0.3))
+                             math.log(P.TOL_MAX * aim))
     tol = math.exp(M[P.M_LOG_TOL]) * (0.25 + 0.75 * min(M[P.M_N_ATTEMPTS] / 200.0, 1.0))
     fast = M[P.M_P_HUMAN_FAST]
     fast -= 2 * math.sqrt(max(fast * (1 - fast), 0.0) / (2 * P.W_FAST))

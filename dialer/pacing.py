@@ -62,6 +62,7 @@ W_FAST = 150.0
 W_TIMES = 300.0  # samples: memory of the duration fits
 N_PRIOR = 30.0  # pseudo-observations of the cold-start priors
 PRIOR_ANSWERS = 150.0  # pseudo-answers at the aim in the controller's rate estimates
+TOL_MAX = 1.0  # the inner tolerance never exceeds the aim: no wind-up after a clean spell
 
 
 def params_from(settings, abandon_target: float, abandon_after_s: float = 2.0,
@@ -277,7 +278,7 @@ def predictive_lines(params, memory, obs, now, agent_state, agent_since, ring_t0
         if err < 0.0:
             err *= 2.0  # over the aim: brake harder than it accelerates
         m[M_LOG_TOL] = min(max(m[M_LOG_TOL] + params[P_GAIN] * err, math.log(1e-4)),
-                           math.log(0.3))
+                           math.log(TOL_MAX * aim))
     tol = math.exp(m[M_LOG_TOL])
     warm = min(m[M_N_ATTEMPTS] / 200.0, 1.0)
     tol *= 0.25 + 0.75 * warm  # cold start: a quarter of the tolerance
