@@ -258,7 +258,8 @@ def predictive_lines(params, memory, obs, now, agent_state, agent_since, ring_t0
     per answer they bring, E[X⁺](n) − E[X⁺](0) ≤ tol · n · p, and n is the
     largest such count (bisection: E[X⁺] is convex in n). Outer loop: once a minute tol moves
     in log-space so that the abandonment realised over the rolling 24 h and the
-    30 days converges to the aim, just under the target.
+    30 days converges to the aim, just under the target; tol never exceeds the
+    aim itself (TOL_MAX), so a clean spell does not wind it up into a burst.
     """
     logged = obs[O_LOGGED]
     if logged <= 0:
