@@ -37,6 +37,8 @@ class Portfolio(_Frozen):
     days_past_due_max: int = Field(default=180, ge=1)
     prior_attempts_7d_max: int = Field(default=3, ge=0)
     """Attempts already made in the previous 7 days, drawn uniformly 0..max."""
+    callback_fraction: float = Field(default=0.02, ge=0, lt=1)
+    """Leads with a promised callback today, at a time drawn over the shift."""
 
 
 class Incident(_Frozen):
@@ -150,9 +152,9 @@ class Truth(_Frozen):
 class PolicySpec(_Frozen):
     """One dialer policy to simulate: how many lines, over which carrier, which lead first."""
 
-    pacing: Literal["progressive", "ratio", "poisson", "adaptive"] = "adaptive"
+    pacing: Literal["progressive", "ratio", "poisson", "adaptive", "predictive"] = "adaptive"
     routing: Literal["round_robin", "static", "cheapest"] = "static"
-    leads: Literal["oldest"] = "oldest"
+    leads: Literal["oldest", "value"] = "oldest"
 
 
 def _default_policies() -> dict[str, PolicySpec]:
@@ -162,6 +164,7 @@ def _default_policies() -> dict[str, PolicySpec]:
         "ratio": PolicySpec(pacing="ratio", routing="static"),
         "poisson": PolicySpec(pacing="poisson", routing="static"),
         "cheapest": PolicySpec(pacing="adaptive", routing="cheapest"),
+        "predictive": PolicySpec(pacing="predictive", routing="static", leads="value"),
     }
 
 

@@ -2,23 +2,37 @@
 
 Leads wait in FIFO queues (linked lists over one `nxt` array, O(1) per move):
 one ready queue per group (groups never straddle regions, so a region's
-calling window opens or closes whole queues), and one retry queue per
-outcome class whose leads become ready after the class's minimum gap. A lead
-is in at most one queue, so it can never be dialled twice at once.
+calling window opens or closes whole queues), one retry queue per outcome
+class whose leads become ready after the class's minimum gap, and one
+promised-callback queue per region, in callback-time order. A lead is in at
+most one queue, so it can never be dialled twice at once.
+
+Lead orders: OLDEST (one group per region; the longest-waiting head first) and
+VALUE (one group per region × product × network × attempt bucket; all leads of
+a group share one contact probability at a given local hour, so the best lead
+is a group head and a pick costs O(groups), never a re-sort).
 Rules enforced here: local calling hours, attempt caps per day and per rolling
-7 days, minimum gap by outcome, do-not-call, stop after contact.
+7 days, minimum gap by outcome, do-not-call, stop after contact, callbacks at
+their promised time (ahead of everything once due).
 """
 
 import numpy as np
 from numba import njit
 
-from smartdial.outcomes import Outcome
+from smartdial.outcomes import ABANDONED, Outcome
 
-OLDEST = 0
-KINDS = {"oldest": OLDEST}
+OLDEST, VALUE = 0, 1
+KINDS = {"oldest": OLDEST, "value": VALUE}
 
 # Lead states.
-QUEUED, RETRY_WAIT, IN_FLIGHT, DONE = range(4)
+QUEUED, RETRY_WAIT, IN_FLIGHT, DONE, CALLBACK_WAIT = range(5)
+
+N_RETRY = len(Outcome)  # retry queues follow the ready queues, then the callback queues
+N_ATTEMPT_BUCKETS = 4  # VALUE groups by prior attempts 0, 1, 2, 3+
+
+# Hopper parameters (VALUE order).
+H_HOLD_RATIO, H_HOLD_MIN_SUPPLY, H_PRIOR_N = range(3)
+N_HOP_PARAMS = 3
 
 # Rules vector.
 R_MAX_DAY, R_MAX_7D, R_STOP_AFTER_CONTACT = 0, 1, 2
@@ -80,6 +94,19 @@ def push_front(head, tail, size, nxt, q, lead):
     size[q] += 1
 
 
+def hop_params(hold_ratio: float = 0.7, hold_min_supply: float = 200.0,
+               prior_n: float = 30.0) -> np.ndarray:
+    """VALUE order's parameters: hold a group whose contact probability now is below
+    hold_ratio × its peak later today, while the groups not held have at least
+    hold_min_supply ready leads; prior_n pseudo-attempts weigh the table's prior
+    against the contacts learned."""
+    h = np.zeros(N_HOP_PARAMS)
+    h[H_HOLD_RATIO] = hold_ratio
+    h[H_HOLD_MIN_SUPPLY] = hold_min_supply
+    h[H_PRIOR_N] = prior_n
+    return h
+
+
 @njit(cache=True)
 def release_due(head, tail, size, nxt, n_groups, group, ready_at, enq_t, state, now):
     """Move leads whose retry gap has passed into their group's ready queue.
@@ -87,7 +114,7 @@ def release_due(head, tail, size, nxt, n_groups, group, ready_at, enq_t, state, 
     Retry queues are FIFO in ready time because a class's gap is constant and
     attempts end in time order, so only the heads need looking at.
     """
-    for q in range(n_groups, head.shape[0]):
+    for q in range(n_groups, n_groups + N_RETRY):
         while size[q] > 0 and ready_at[head[q]] <= now:
             lead = dequeue(head, tail, size, nxt, q)
             enq_t[lead] = ready_at[lead]
@@ -95,31 +122,106 @@ def release_due(head, tail, size, nxt, n_groups, group, ready_at, enq_t, state, 
             enqueue(head, tail, size, nxt, group[lead], lead)
 
 
-@njit(cache=True, inline="always")
-def next_lead(kind, head, size, n_groups, group_region, region_open, enq_t, minute):
-    """The group whose head lead should be dialled now, or -1.
+@njit(cache=True)
+def next_lead(
+    kind, head, size, n_groups, group_region, region_open, enq_t, minute, now,
+    ready_at, local_hour, contact_p, contact_n, value, peak, hop, params,
+):
+    """The queue whose head lead should be dialled now, or -1.
 
-    OLDEST: the lead that has waited longest (fresh leads carry a negative
-    wait key ranking them by days past due) among regions open now.
+    A due promised callback in an open region comes first (queues after the
+    retry queues, one per region). Then OLDEST: the lead that has waited
+    longest (fresh leads carry a negative wait key ranking them by days past
+    due) among regions open now. VALUE: the head with the highest
+    contact_p[group, local hour] × value, skipping groups held for their better
+    hour later today while the groups not held have enough ready leads. Only
+    later hours with evidence (contact_n ≥ 1: learned, or written by the contact
+    model with its sample size) can hold a group: an untouched prior never does.
+    `peak` and `hop` (hop[0]: the minute `peak` was computed for) are VALUE's
+    scratch, refreshed here once a minute.
     """
+    n_regions = region_open.shape[0]
+    cb0 = n_groups + N_RETRY
+    for r in range(n_regions):
+        q = cb0 + r
+        if size[q] > 0 and ready_at[head[q]] <= now and region_open[r, minute]:
+            return q
     best = -1
-    best_key = np.inf
+    if kind == OLDEST:
+        best_key = np.inf
+        for g in range(n_groups):
+            if size[g] == 0 or not region_open[group_region[g], minute]:
+                continue
+            key = enq_t[head[g]]
+            if key < best_key:
+                best_key = key
+                best = g
+        return best
+    n_minutes = region_open.shape[1]
+    if hop[0] != minute:
+        # Best probability later today, at whole local hours while the region is open.
+        hop[0] = minute
+        for g in range(n_groups):
+            r = group_region[g]
+            pk = 0.0
+            for k in range(1, 24):
+                mm = minute + 60 * k
+                if mm >= n_minutes:
+                    break
+                h = local_hour[r, mm]
+                if region_open[r, mm] and contact_n[g, h] >= 1.0:
+                    pk = max(pk, contact_p[g, h])
+            peak[g] = pk
+    ratio = params[H_HOLD_RATIO]
+    best_any = -1
+    best_any_s = -1.0
+    best_s = -1.0
+    supply = 0
     for g in range(n_groups):
-        if size[g] == 0 or not region_open[group_region[g], minute]:
+        if size[g] == 0:
             continue
-        key = enq_t[head[g]]
-        if key < best_key:
-            best_key = key
+        r = group_region[g]
+        if not region_open[r, minute]:
+            continue
+        pn = contact_p[g, local_hour[r, minute]]
+        score = pn * value[head[g]]
+        if score > best_any_s:
+            best_any_s = score
+            best_any = g
+        if pn < ratio * peak[g]:
+            continue  # its hour is still to come
+        supply += size[g]
+        if score > best_s:
+            best_s = score
             best = g
+    if best < 0 or supply < params[H_HOLD_MIN_SUPPLY]:
+        return best_any
     return best
+
+
+@njit(cache=True)
+def learn(contact_p, contact_n, g, hour, human, prior_n):
+    """Running estimate of P(human answer) for a group at a local hour."""
+    contact_n[g, hour] += 1.0
+    contact_p[g, hour] += ((1.0 if human else 0.0) - contact_p[g, hour]) / (
+        contact_n[g, hour] + prior_n
+    )
 
 
 @njit(cache=True)
 def after_attempt(
     head, tail, size, nxt, n_groups, lead, outcome, t_end,
     attempts_day, attempts_7d, ready_at, state, rules,
+    group, cell, n_ab, contact_p, contact_n, hour, prior_n,
 ):
-    """File a lead after an attempt ended: retry queue of its outcome, or done."""
+    """File a lead after an attempt ended: retry queue of its outcome, or done.
+
+    Also learns the attempt's contact probability (its group at launch, the local
+    `hour`) and moves the lead to the group of its new attempt count.
+    """
+    human = outcome <= ABANDONED  # CONTACT (0) or ABANDONED (1): a human answered
+    learn(contact_p, contact_n, group[lead], hour, human, prior_n)
+    group[lead] = cell[lead] * n_ab + min(attempts_7d[lead], n_ab - 1)
     gap = rules[R_GAP + outcome]
     if (
         not np.isfinite(gap)

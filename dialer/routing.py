@@ -65,7 +65,7 @@ def pick_carrier(
     weights[r, p, c] are target shares (static config shares or the live
     allocation); credit[r, p, c] is the smooth weighted round-robin state that
     makes realised shares track them; rr[0] is the round-robin pointer;
-    cost_order lists carriers cheapest first.
+    cost_order lists carriers cheapest first and is also STATIC's fallback order.
     """
     n = channels.shape[0]
     if kind == ROUND_ROBIN:
@@ -104,4 +104,15 @@ def pick_carrier(
             best = c
     if best >= 0:
         credit[region, product, best] -= total
-    return best
+        return best
+    # Fallback when no carrier with a share can take the call (all disabled, down,
+    # full, over CPS or not covering it): the first usable carrier in cost_order
+    # (cheapest first, or an order the operator configures). The fallback does
+    # not touch the credits, so the shares resume where they were.
+    for i in range(n):
+        c = cost_order[i]
+        if usable(
+            c, region, network, channels_used, channels, enabled, coverage, window, cps, now
+        ):
+            return c
+    return -1

@@ -16,8 +16,41 @@ Dialer = namedtuple(
     "kinds pace_params pace_memory obs rules "  # kinds = [pacing, routing, leads]
     "q_head q_tail q_size nxt n_groups group group_region enq_t ready_at state "
     "attempts_day attempts_7d "
-    "enabled coverage weights credit rr cost_order channels channels_used cps cps_window",
+    "enabled coverage weights credit rr cost_order channels channels_used cps cps_window "
+    "ring_t0 cell n_ab group_dims contact_p contact_n value peak hop hop_params",
 )
+"""Fields added for predictive pacing and the VALUE lead order:
+
+ring_t0[slot]      launch time (s) of the call in this call slot while it rings, < 0 otherwise.
+cell[lead]         the lead's (region, product, network) cell; its ready group is
+                   cell × n_ab + min(attempts_7d, n_ab − 1).
+group_dims         int64[4] = (R, P, N, A): the group index is ((r·P + p)·N + n)·A + a,
+                   with p, n, a taken as 0 where the dimension is 1. OLDEST uses
+                   (regions, 1, 1, 1); VALUE uses (regions, products, networks, 4).
+contact_p[g, h]    **the contact table**: P(a human answers | group g, local hour h 0..23),
+                   i.e. contact_table(d)[region, product, network, attempt bucket, hour].
+                   Initialised to a prior, updated in place by the hopper from every
+                   outcome (running mean, weight 1 / (contact_n + prior_n)). The optimiser
+                   may overwrite it between epochs with its contact model's predictions
+                   (averaged over carriers): write IN PLACE (`contact_table(d)[...] = p`;
+                   the simulator's StructRef shares this very array), then set contact_n
+                   to 0 or to its own effective sample size, and hop[0] = -1 so the
+                   later-peak scratch is refreshed. Only VALUE's table has the full shape;
+                   OLDEST's is (regions, 1, 1, 1, 24) and its order never reads it.
+contact_n[g, h]    attempts learned per cell of contact_p.
+value[lead]        value of a contact with this lead (MXN): the product's contact value.
+peak[g], hop[0]    VALUE's scratch: best probability later today, the minute it is for.
+hop_params         hopper.hop_params(): hold ratio, min supply, prior weight.
+"""
+
+N_ATTEMPT_BUCKETS = hopper.N_ATTEMPT_BUCKETS
+PRIOR_CONTACT_P = 0.12  # a typical first-attempt human-answer rate of a collections floor
+PRIOR_DECAY = 0.85  # per prior attempt
+
+
+def contact_table(d: Dialer) -> np.ndarray:
+    """contact_p as a (region, product, network, attempt bucket, hour) view (no copy)."""
+    return d.contact_p.reshape(*(int(x) for x in d.group_dims), 24)
 
 
 def coverage_matrix(operation) -> np.ndarray:
@@ -62,14 +95,33 @@ def new_dialer(operation, campaign, policy, leads) -> Dialer:
     n_regions, n_products = len(operation.regions), len(operation.products)
     n_carriers = len(operation.carriers)
     rules = hopper.rules_from(campaign.retry)
-    params = pacing.params_from(campaign.dialer, campaign.abandon_target)
+    params = pacing.params_from(
+        campaign.dialer, campaign.abandon_target, campaign.abandon_after_s,
+        campaign.ring_timeout_s,
+    )
 
-    # Ready queues: one per region (the calling window opens and closes them
-    # whole), then one retry queue per outcome.
+    # Ready queues: one per group (never straddling regions, so the calling
+    # window opens and closes them whole), then one retry queue per outcome,
+    # then one promised-callback queue per region.
     n = leads.region.shape[0]
-    group = leads.region.astype(np.int32)
-    n_groups = n_regions
-    n_queues = n_groups + N_OUTCOMES
+    lead_kind = hopper.KINDS[policy.leads]
+    if lead_kind == hopper.VALUE:
+        n_networks = len(operation.networks)
+        dims = np.array([n_regions, n_products, n_networks, N_ATTEMPT_BUCKETS], np.int64)
+        cell = (
+            (leads.region.astype(np.int64) * n_products + leads.product) * n_networks
+            + leads.network
+        ).astype(np.int32)
+    else:
+        dims = np.array([n_regions, 1, 1, 1], np.int64)
+        cell = leads.region.astype(np.int32)
+    n_ab = int(dims[3])
+    n_groups = int(dims.prod())
+    group = (cell.astype(np.int64) * n_ab + np.minimum(leads.attempts_7d, n_ab - 1)).astype(
+        np.int32
+    )
+    group_region = np.arange(n_groups, dtype=np.int64) // (n_groups // n_regions)
+    n_queues = n_groups + N_OUTCOMES + n_regions
     q_head = np.full(n_queues, -1, np.int64)
     q_tail = np.full(n_queues, -1, np.int64)
     q_size = np.zeros(n_queues, np.int64)
@@ -78,10 +130,14 @@ def new_dialer(operation, campaign, policy, leads) -> Dialer:
     attempts_7d = leads.attempts_7d.astype(np.int16)
     barred = leads.dnc | (attempts_7d >= rules[hopper.R_MAX_7D])
     state[barred] = hopper.DONE
+    callback_s = np.asarray(getattr(leads, "callback_s", np.full(n, -1.0)), np.float64)
+    promised = (callback_s >= 0) & ~barred
+    state[promised] = hopper.CALLBACK_WAIT
+    ready_at = np.where(promised, callback_s, 0.0)
     # Oldest first: fresh leads by days past due, the oldest debt first.
     enq_t = -leads.days_past_due.astype(np.float64)
-    order = np.lexsort((enq_t, group))  # by region, then most days past due
-    order = order[~barred[order]]
+    order = np.lexsort((enq_t, group))  # by group, then most days past due
+    order = order[~(barred | promised)[order]]
     if order.size:
         g = group[order]
         same = g[1:] == g[:-1]
@@ -91,6 +147,15 @@ def new_dialer(operation, campaign, policy, leads) -> Dialer:
         q_head[g[starts]] = order[starts]
         q_tail[g[ends]] = order[ends]
         q_size[:n_groups] = np.bincount(g, minlength=n_groups)
+    # Promised callbacks: per region, in callback-time order.
+    cb = np.flatnonzero(promised)
+    cb = cb[np.lexsort((callback_s[cb], leads.region[cb]))]
+    for lead in cb:
+        hopper.enqueue(
+            q_head, q_tail, q_size, nxt, n_groups + N_OUTCOMES + int(leads.region[lead]), lead
+        )
+    product_value = np.array([p.contact_value_mxn for p in operation.products], float)
+    prior = PRIOR_CONTACT_P * PRIOR_DECAY ** (np.arange(n_groups) % n_ab)
 
     cps = np.array([c.cps for c in operation.carriers], float)
     weights = np.broadcast_to(static_shares(operation), (n_regions, n_products, n_carriers)).copy()
@@ -113,9 +178,9 @@ def new_dialer(operation, campaign, policy, leads) -> Dialer:
         nxt=nxt,
         n_groups=n_groups,
         group=group,
-        group_region=np.arange(n_regions, dtype=np.int64),
+        group_region=group_region,
         enq_t=enq_t,
-        ready_at=np.zeros(n, np.float64),
+        ready_at=ready_at,
         state=state,
         attempts_day=np.zeros(n, np.int16),
         attempts_7d=attempts_7d,
@@ -129,4 +194,14 @@ def new_dialer(operation, campaign, policy, leads) -> Dialer:
         channels_used=np.zeros(n_carriers, np.int64),
         cps=cps,
         cps_window=routing.new_cps_window(cps),
+        ring_t0=np.full(int(sum(c.channels for c in operation.carriers)) + 16, -1.0),
+        cell=cell,
+        n_ab=n_ab,
+        group_dims=dims,
+        contact_p=np.repeat(prior[:, None], 24, axis=1),
+        contact_n=np.zeros((n_groups, 24)),
+        value=product_value[leads.product],
+        peak=np.zeros(n_groups),
+        hop=np.full(1, -1, np.int64),
+        hop_params=hopper.hop_params(),
     )

@@ -227,9 +227,11 @@ def _finish(w, d, f, log, call, outcome, now):
     log.outcome[row] = outcome
     f.trunk_used[c] -= 1
     d.channels_used[c] -= 1
+    hour = w.local_hour[w.region[lead], f.counters[K_MINUTE]]
     hopper.after_attempt(
         d.q_head, d.q_tail, d.q_size, d.nxt, d.n_groups, lead, outcome, now,
         d.attempts_day, d.attempts_7d, d.ready_at, d.state, d.rules,
+        d.group, d.cell, d.n_ab, d.contact_p, d.contact_n, hour, d.hop_params[hopper.H_PRIOR_N],
     )
     f.call_state[call] = C_FREE
     f.call_lead[call] = -1
@@ -286,6 +288,7 @@ def _launch(w, d, f, log, lead, c, now):
     routing.cps_record(d.cps_window, d.cps, c, now)
     k[K_RINGING] += 1
     f.call_state[call] = C_RINGING
+    d.ring_t0[call] = now
 
     # The trunk rejects what is over its real limits or while it is down.
     over = f.trunk_used[c] > w.channels[c] or not routing.cps_allows(f.trunk_window, w.cps, c, now)
@@ -339,6 +342,16 @@ def _ring_end(w, d, f, log, call, now):
     att = log.attempt[row]
     log.ring_s[row] = now - log.t_start[row]
     f.call_t[call] = now
+    d.ring_t0[call] = -1.0
+    if outcome == CONTACT:
+        what = pacing.EV_HUMAN
+    elif outcome == MACHINE:
+        what = pacing.EV_MACHINE
+    elif outcome == NO_ANSWER:
+        what = pacing.EV_NO_ANSWER
+    else:
+        what = pacing.EV_FAILED
+    pacing.record(d.pace_params, d.pace_memory, what, now - log.t_start[row], now)
     if outcome == CONTACT:
         k[K_HUMAN] += 1
         agent = _idle_pop(f)
@@ -397,6 +410,7 @@ def _next_waiting(f):
 def _agent_ready(w, d, f, log, agent, now):
     """An agent finished wrap-up: log off if due, else take a waiting call or idle."""
     k = f.counters
+    pacing.record(d.pace_params, d.pace_memory, pacing.EV_WRAP, now - f.agent_since[agent], now)
     if k[K_PENDING_LOGOFF] > 0:
         k[K_PENDING_LOGOFF] -= 1
         _agent_move(f, agent, A_OUT, now)
@@ -421,6 +435,7 @@ def _call_end(w, d, f, log, call, now):
     lead = f.call_lead[call]
     att = log.attempt[row]
     _finish(w, d, f, log, call, CONTACT, now)
+    pacing.record(d.pace_params, d.pace_memory, pacing.EV_TALK, now - f.agent_since[agent], now)
     f.agent_call[agent] = -1
     _agent_move(f, agent, A_WRAP, now)
     wrap = draws.sample(w.dists[D_WRAP], w.keys[draws.WRAP], lead, att * 64)
@@ -439,6 +454,7 @@ def _patience(w, d, f, log, call, now):
     row = f.call_row[call]
     log.wait_s[row] = now - f.call_t[call]
     log.conn_s[row] = now - f.call_t[call]
+    pacing.record(d.pace_params, d.pace_memory, pacing.EV_ABANDON, 0.0, now)
     _finish(w, d, f, log, call, ABANDONED, now)
 
 
@@ -454,6 +470,7 @@ def _observe(d, f):
     o[pacing.O_WRAPPING] = k[K_WRAPPING]
     o[pacing.O_HUMAN_ANSWERED] = k[K_HUMAN]
     o[pacing.O_ABANDONED] = k[K_ABANDONED]
+    o[pacing.O_PENDING_LOGOFF] = k[K_PENDING_LOGOFF]
 
 
 @njit(cache=True)
@@ -467,12 +484,20 @@ def _tick(w, d, f, log, now):
     )
     _observe(d, f)
     u = draws.uniform(w.keys[draws.PACE], k[K_TICK], 0)
-    n = pacing.lines_to_dial(d.kinds[0], d.pace_params, d.pace_memory, d.obs, now, u)
+    if d.kinds[0] == pacing.PREDICTIVE:
+        n = pacing.predictive_lines(
+            d.pace_params, d.pace_memory, d.obs, now, f.agent_state, f.agent_since, d.ring_t0,
+        )
+    else:
+        n = pacing.lines_to_dial(d.kinds[0], d.pace_params, d.pace_memory, d.obs, now, u)
     # Arrays loaded from the structs once, outside the per-line loop: every
     # load from a struct costs an atomic reference-count update.
     lead_kind, route_kind = d.kinds[2], d.kinds[1]
     q_head, q_tail, q_size, nxt, n_groups = d.q_head, d.q_tail, d.q_size, d.nxt, d.n_groups
     group_region, enq_t, region_open = d.group_region, d.enq_t, w.region_open
+    ready_at, local_hour, contact_p, contact_n, value, peak, hop, hop_params = (
+        d.ready_at, w.local_hour, d.contact_p, d.contact_n, d.value, d.peak, d.hop, d.hop_params
+    )
     region, product, network = w.region, w.product, w.network
     channels_used, channels, enabled, coverage = d.channels_used, d.channels, d.enabled, d.coverage
     cps_window, cps, weights, credit, rr, cost_order = (
@@ -480,7 +505,8 @@ def _tick(w, d, f, log, now):
     )
     for _ in range(n):
         g = hopper.next_lead(
-            lead_kind, q_head, q_size, n_groups, group_region, region_open, enq_t, minute,
+            lead_kind, q_head, q_size, n_groups, group_region, region_open, enq_t, minute, now,
+            ready_at, local_hour, contact_p, contact_n, value, peak, hop, hop_params,
         )
         if g < 0:
             break

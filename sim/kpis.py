@@ -75,6 +75,11 @@ def violations(rec: DayRecord) -> dict[str, int]:
         ].sum()
     )
     out["do_not_call"] = int(rec.leads.dnc[lead].sum())
+    # A promised callback is not dialled before its time (seconds from the day's start).
+    callback_s = getattr(rec.leads, "callback_s", None)
+    out["callback_early"] = 0 if callback_s is None else int(
+        ((callback_s[lead] >= 0) & (log.t_start < callback_s[lead] - 1e-6)).sum()
+    )
 
     # Gaps between consecutive attempts on a lead (also catches overlaps).
     order = np.lexsort((log.t_start, lead))
@@ -162,9 +167,12 @@ def compute(rec: DayRecord) -> dict:
         }
 
     # Abandonment over every rolling 24 h window: for a day shorter than 24 h,
-    # the windows ending at each hour mark hold the day so far.
-    marks = np.arange(3600.0, rec.clock.end_s + 3600.0, 3600.0)
+    # the windows ending at each hour mark hold the day so far; the last one ends
+    # after the drain, so calls answered after the close count too.
     t_ans = log.t_start + log.ring_s
+    marks = np.arange(3600.0, rec.clock.end_s + 3600.0, 3600.0)
+    if t_ans.size:
+        marks = np.r_[marks, max(float(t_ans.max()), marks[-1])]
     rolling = [
         _ratio(abandoned[t_ans <= m].sum(), human[t_ans <= m].sum()) for m in marks
     ]

@@ -3,13 +3,15 @@
 Reproducible: the same scenario and seed give the same leads, byte for byte.
 """
 
+import datetime as dt
 from collections import namedtuple
 
 import numpy as np
 
 Leads = namedtuple(
     "Leads",
-    "region product network days_past_due balance_mxn attempts_7d dnc invalid propensity",
+    "region product network days_past_due balance_mxn attempts_7d dnc invalid propensity "
+    "callback_s",
 )
 
 
@@ -28,7 +30,7 @@ def generate(scenario, seed: int) -> Leads:
     campaign = op.campaign(scenario.campaign)
     product_mix = {k: v for k, v in pf.product_mix.items() if k in campaign.products}
     region_weights = pf.region_weights or {r.code: 1.0 for r in op.regions}
-    return Leads(
+    leads = Leads(
         region=_pick(rng, op.region_index, region_weights, n, np.int16),
         product=_pick(rng, op.product_index, product_mix, n, np.int8),
         network=_pick(rng, op.network_index, pf.network_mix, n, np.int8),
@@ -39,4 +41,13 @@ def generate(scenario, seed: int) -> Leads:
         invalid=rng.random(n) < pf.invalid_fraction,
         # Hidden: how reachable this debtor is, mean 1 (gamma, shape 2).
         propensity=rng.gamma(2.0, 0.5, n).astype(np.float32),
+        callback_s=np.full(n, -1.0),
     )
+    # Promised callbacks, drawn last so the other facts do not depend on them:
+    # a time (seconds from the first agent slot) in the first 90 % of the shift.
+    sched = campaign.agents
+    day = dt.date(2000, 1, 1)
+    shift_s = (dt.datetime.combine(day, sched.end) - dt.datetime.combine(day, sched.start))
+    promised = rng.random(n) < pf.callback_fraction
+    leads.callback_s[promised] = rng.uniform(0.0, 0.9 * shift_s.total_seconds(), promised.sum())
+    return leads

@@ -14,9 +14,9 @@ from smartdial.errors import SmartdialError
 SCENARIOS = Path(__file__).resolve().parent.parent / "configs" / "scenarios"
 DEFAULT_SCENARIO = SCENARIOS / "mx-collections.yaml"
 
-PACING = ("progressive", "ratio", "poisson", "adaptive")
+PACING = ("progressive", "ratio", "poisson", "adaptive", "predictive")
 ROUTING = ("round_robin", "static", "cheapest")
-LEADS = ("oldest",)
+LEADS = ("oldest", "value")
 
 
 def _config_check(args) -> int:

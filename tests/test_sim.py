@@ -378,7 +378,20 @@ def clean_leads(small_day):
     rec = small_day
     cmx = rec.scenario.operation.region_index("CMX")
     ok = (rec.leads.region == cmx) & ~rec.leads.dnc & (rec.leads.attempts_7d == 0)
-    return np.flatnonzero(ok)
+    return np.flatnonzero(ok & (rec.leads.callback_s < 0))
+
+
+def test_violation_checker_flags_a_promised_callback_dialled_early(small_day):
+    rec = small_day
+    cmx = rec.scenario.operation.region_index("CMX")
+    ok = (rec.leads.region == cmx) & ~rec.leads.dnc & (rec.leads.attempts_7d == 0)
+    promised = np.flatnonzero(ok & (rec.leads.callback_s > 3600.0))
+    lead = int(promised[0])
+    t = float(rec.leads.callback_s[lead])
+    _only("callback_early", 1)(
+        _violations_of(rec, [{"lead": lead, "carrier": 1, "t_start": t - 600.0}])
+    )
+    assert _violations_of(rec, [{"lead": lead, "carrier": 1, "t_start": t}])["callback_early"] == 0
 
 
 def _violations_of(rec, rows, leads=None):
@@ -538,7 +551,10 @@ def test_two_policies_on_one_seed_see_the_same_world(small_days, small, other):
 
 def test_the_oldest_debts_are_dialled_first(small_day):
     rec = small_day
-    first = np.argsort(rec.log.t_start, kind="stable")[:100]
+    # Promised callbacks due at the start go first; among the rest, the oldest debt.
+    fresh = rec.leads.callback_s[rec.log.lead] < 0
+    order = np.argsort(rec.log.t_start, kind="stable")
+    first = order[fresh[order]][:100]
     dpd = rec.leads.days_past_due[rec.log.lead[first]]
     assert (dpd == rec.leads.days_past_due.max()).all(), np.unique(dpd)
 
