@@ -240,6 +240,23 @@ class ContactModel:
             )
         return self
 
+    def forget(self, carrier: int, keep: float = 0.05) -> ContactModel:
+        """Keep only `keep` of everything learnt about `carrier` (its answer rate changed).
+
+        Its estimates fall back towards the tree above it and relearn from fresh outcomes
+        at the rate its traffic brings them, instead of waiting out the half-life.
+        """
+        self._check_fitted()
+        if not 0.0 <= keep <= 1.0:
+            raise ValueError(f"keep must be in [0, 1], got {keep!r}")
+        dims = self._dims()
+        per_carrier = self.level_sizes()[0] // int(dims[0])
+        self.counts_[carrier * per_carrier:(carrier + 1) * per_carrier] *= keep
+        n_net = int(dims[3])
+        self.ring_[carrier * n_net:(carrier + 1) * n_net] *= keep
+        self._tree_stale = True
+        return self
+
     def warm_start(
         self,
         paths: str | PathLike[str] | Iterable[str | PathLike[str]],

@@ -15,7 +15,7 @@ SCENARIOS = Path(__file__).resolve().parent.parent / "configs" / "scenarios"
 DEFAULT_SCENARIO = SCENARIOS / "mx-collections.yaml"
 
 PACING = ("progressive", "ratio", "poisson", "adaptive")
-ROUTING = ("round_robin", "static", "cheapest")
+ROUTING = ("round_robin", "static", "cheapest", "optimizer", "oracle")
 LEADS = ("oldest",)
 
 

@@ -1,0 +1,275 @@
+"""Policy hooks the simulator calls between epochs: the optimiser and the oracle.
+
+Both run `optimizer.policy.Planner` (the live service's loop) and write the dialer's
+`weights`; they differ only in where the contact probabilities come from: the optimiser
+learns them from the attempt log alone, the oracle reads the hidden world (the upper bound).
+Also turns a simulated day's log into outcome history (Parquet) for warm starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from os import PathLike
+
+import numpy as np
+
+from dialer import hopper, pacing
+from optimizer.history import OutcomeBatch, read_history, write_day
+from optimizer.model import CarrierCusum, ContactModel
+from optimizer.policy import (
+    N_HOURS,
+    DayFrame,
+    Planner,
+    day_frame,
+    lead_segments,
+    remaining_supply,
+)
+from smartdial.outcomes import CONTACT
+
+N_ATTEMPT_BUCKETS = 4  # attempts before this one: 0, 1, 2, 3+
+
+
+class _Base:
+    """Shared glue: the frame, the planner, the dialer's supply and queues, the weights."""
+
+    epoch_s = 60.0
+
+    def __init__(self, scenario, leads, clock, *, replan_s: float = 900.0,
+                 slot_s: float = 900.0) -> None:
+        op = scenario.operation
+        self.op = op
+        self.frame: DayFrame = day_frame(op, op.campaign(scenario.campaign), scenario.date)
+        self.planner = Planner(self.frame, slot_s=slot_s, replan_s=replan_s)
+        self.leads = leads
+        self.t0_unix = clock.start_utc.timestamp()
+        self.segment = lead_segments(self.frame, leads.region, leads.product, leads.network)
+        n_c, n_r, n_p, n_n = self.frame.shape
+        self.allowed_lines = np.repeat(self.frame.coverage[:, :, None, :], n_p, axis=2).reshape(
+            n_c, n_r, n_p * n_n
+        )
+        self.replan_now = False
+        self.n_replans_on_alarm = 0
+
+    # -- what the dialer knows
+    def _supply(self, dialer) -> np.ndarray:
+        alive = dialer.state != hopper.DONE
+        return remaining_supply(self.frame, self.segment, alive, dialer.attempts_day,
+                                dialer.attempts_7d)
+
+    def _mix(self, dialer, minute: int) -> np.ndarray:
+        _, n_r, n_p, n_n = self.frame.shape
+        queued = (dialer.state == hopper.QUEUED).astype(float)
+        mix = np.bincount(self.segment, weights=queued, minlength=n_r * n_p * n_n)
+        return mix.reshape(n_r, n_p * n_n) * self.frame.callable[:, minute, None]
+
+    def _lead_weights(self, dialer, value: np.ndarray) -> np.ndarray:
+        """Mean of a per-lead value over the live leads of each (R, P, N) segment."""
+        _, n_r, n_p, n_n = self.frame.shape
+        alive = (dialer.state != hopper.DONE).astype(float)
+        k = n_r * n_p * n_n
+        num = np.bincount(self.segment, weights=alive * value, minlength=k)
+        den = np.bincount(self.segment, weights=alive, minlength=k)
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan).reshape(n_r, n_p, n_n)
+
+    def _dial_rate(self, now_s, log, n_launched, window_s: float = 900.0) -> float:
+        """Attempts per second per scheduled agent over the last `window_s` (pacing's pace).
+
+        Before any history: the adaptive pacer's start level over a typical 25-s attempt.
+        """
+        if now_s < 300.0 or n_launched == 0:
+            return self.frame.campaign.dialer.adaptive_start_level / 25.0
+        t0 = max(now_s - window_s, 0.0)
+        first = int(np.searchsorted(log.t_start[:n_launched], t0))
+        m0, m1 = self.frame.minute(t0), self.frame.minute(now_s)
+        agent_s = self.frame.agents[m0:max(m1, m0 + 1)].sum() * 60.0
+        return (n_launched - first) / max(agent_s, 1.0)
+
+    # -- the loop
+    def estimates(self, now_s, dialer):  # -> p_human_hour, p_machine_hour, talk_s (P,)
+        raise NotImplementedError
+
+    def on_epoch(self, now_s: float, finished: np.ndarray, log, n_launched: int,
+                 dialer) -> None:
+        self.learn(now_s, finished, log)
+        if now_s >= self.frame.end_s:
+            return
+        ph, pm, talk = self.estimates(now_s, dialer)
+        minute = self.frame.minute(now_s)
+        pl = self.planner
+        if pl.due(now_s) or self.replan_now:
+            done = np.bincount(log.carrier[:n_launched].astype(np.int64),
+                               minlength=len(self.op.carriers)).astype(float)
+            enabled = dialer.enabled.copy()
+            n_r, n_q = self.frame.shape[1], self.frame.shape[2] * self.frame.shape[3]
+            queued = np.bincount(self.segment, weights=(dialer.state == hopper.QUEUED),
+                                 minlength=n_r * n_q).reshape(n_r, n_q)
+            pl.replan(
+                now_s, ph, pm, self._supply(dialer), talk_s=talk,
+                agents_now=float(dialer.obs[pacing.O_LOGGED]) if now_s > 0 else None,
+                enabled=enabled, done_per_carrier=done,
+                expected_future_attempts=pl.expected_future_attempts(now_s),
+                queued=queued, attempts_per_agent_s=self._dial_rate(now_s, log, n_launched),
+            )
+            self.replan_now = False
+        n_c, n_r, n_p, n_n = self.frame.shape
+        hour = self.frame.local_hour[:, minute]  # (R,)
+        p_now = ph.reshape(n_c, n_r, n_p * n_n, N_HOURS)[:, np.arange(n_r), :, hour]
+        p_now = np.moveaxis(p_now, 0, 1)  # (C, R, Q)
+        allowed = self.allowed_lines & dialer.enabled[:, None, None]
+        w = pl.split(now_s, p_now, self._mix(dialer, minute), allowed)
+        dialer.weights[...] = w
+
+    def learn(self, now_s: float, finished: np.ndarray, log) -> None:
+        pass
+
+
+class OracleController(_Base):
+    """The allocator fed the world's true probabilities: what perfect knowledge buys."""
+
+    def __init__(self, scenario, leads, world, clock, **kw) -> None:
+        super().__init__(scenario, leads, clock, **kw)
+        self.world = world
+        self.truth = scenario.truth
+
+    def estimates(self, now_s, dialer):
+        w = self.world
+        m = self.frame.minute(now_s)
+        decay = w.scalars[2] ** dialer.attempts_7d.astype(float)
+        lead_f = self._lead_weights(dialer, w.mult * decay * ~w.invalid)  # (R,P,N)
+        lead_f = np.nan_to_num(lead_f)
+        base = np.transpose(w.p_base, (1, 0, 2))  # (R, P, 24)
+        carrier = w.carrier_q * (w.carrier_factor[:, m] * w.carrier_up[:, m])[:, None]  # (C,N)
+        p_raw = (base[None, :, :, None, :] * lead_f[None, :, :, :, None]
+                 * w.net_factor[None, None, None, :, None] * carrier[:, None, None, :, None])
+        p_raw = np.minimum(p_raw, 0.95)
+        through = ((1.0 - w.fail_rate) * (1.0 - w.scalars[1]))[:, None, None, None, None]
+        ph = through * p_raw
+        pm = through * (1.0 - p_raw) * w.scalars[0]
+        talk = np.full(len(self.op.products), self.truth.handle_time.mean_s)
+        return ph, pm, talk
+
+
+class OptimizerController(_Base):
+    """The contact model learnt from outcomes only (cold, or warm from history)."""
+
+    def __init__(self, scenario, leads, clock, *, history=None, half_life_s: float = 1800.0,
+                 history_half_life_s: float = 86_400.0, prior_strength: float = 20.0,
+                 forget_keep: float = 0.05, seed: int = 0, **kw) -> None:
+        super().__init__(scenario, leads, clock, **kw)
+        _, n_r, n_p, n_n = self.frame.shape
+        n_c = len(self.op.carriers)
+        self.model = ContactModel(
+            (n_c, n_r, n_p, n_n, N_HOURS, N_ATTEMPT_BUCKETS), half_life_s=half_life_s,
+            prior_strength=prior_strength, exploration="none", random_state=seed,
+        )
+        self.cusum = CarrierCusum(n_c)
+        self.forget_keep = forget_keep
+        self.alarms: list[tuple[float, int, int]] = []  # (now_s, carrier, direction)
+        if history:
+            warm_start(self.model, history, self.t0_unix, half_life_s, history_half_life_s)
+        else:
+            self.model.partial_fit(OutcomeBatch.empty(), self.t0_unix)
+
+    def learn(self, now_s, finished, log) -> None:
+        batch = outcome_batch(self.frame, self.leads, log, finished, self.t0_unix)
+        if len(batch) == 0:
+            return
+        order = np.argsort(batch.t_s, kind="stable")
+        batch = batch.take(order)
+        self.model.partial_fit(batch, self.t0_unix + now_s)
+        alarm = self.cusum.update(batch)
+        for c in np.flatnonzero(alarm):
+            self.alarms.append((now_s, int(c), int(self.cusum.direction_[c])))
+            self.model.forget(int(c), self.forget_keep)
+            self.replan_now = True
+            self.n_replans_on_alarm += 1
+
+    def estimates(self, now_s, dialer):
+        _, ph, pm = self.model.predict_table(self.t0_unix + now_s)
+        # Average the attempt buckets over the live leads' attempt mix.
+        bucket = np.minimum(dialer.attempts_7d.astype(np.int64), N_ATTEMPT_BUCKETS - 1)
+        mix = np.stack([
+            np.nan_to_num(self._lead_weights(dialer, (bucket == a).astype(float)))
+            for a in range(N_ATTEMPT_BUCKETS)
+        ], axis=-1)  # (R,P,N,A)
+        mix = mix / np.maximum(mix.sum(axis=-1, keepdims=True), 1e-12)
+        mix = np.where(mix.sum(axis=-1, keepdims=True) > 0, mix, 1.0 / N_ATTEMPT_BUCKETS)
+        wts = mix[None, :, :, :, None, :]
+        talk = self.model.mean_handle_s(self.t0_unix + now_s)
+        return (ph * wts).sum(axis=-1), (pm * wts).sum(axis=-1), talk
+
+
+# ----------------------------------------------------------------------------- history
+
+
+def outcome_batch(frame: DayFrame, leads, log, rows: np.ndarray, t0_unix: float) -> OutcomeBatch:
+    """Finished attempt-log rows as model outcomes (times in Unix seconds)."""
+    rows = np.asarray(rows, np.int64)
+    lead = log.lead[rows].astype(np.int64)
+    region = leads.region[lead].astype(np.int64)
+    t_start = log.t_start[rows]
+    minute = np.clip((t_start // 60).astype(np.int64), 0, frame.local_hour.shape[1] - 1)
+    outcome = log.outcome[rows].astype(np.int64)
+    conn = log.conn_s[rows].astype(float)
+    ring = log.ring_s[rows].astype(float)
+    return OutcomeBatch(
+        carrier=log.carrier[rows],
+        region=region,
+        product=leads.product[lead],
+        network=leads.network[lead],
+        slot=frame.local_hour[region, minute],
+        attempt_bucket=np.minimum(log.attempt[rows], N_ATTEMPT_BUCKETS - 1),
+        outcome=outcome,
+        t_s=t0_unix + t_start + ring + conn,
+        ring_s=ring,
+        talk_s=np.where(outcome == int(CONTACT), conn, np.nan),
+    )
+
+
+def day_history(rec, days_before: int = 1) -> OutcomeBatch:
+    """A simulated day's outcomes as history, dated `days_before` days before the scenario."""
+    op = rec.scenario.operation
+    frame = day_frame(op, op.campaign(rec.scenario.campaign), rec.scenario.date)
+    t0 = rec.clock.start_utc.timestamp() - 86_400.0 * days_before
+    rows = np.flatnonzero(rec.log.outcome >= 0)
+    return outcome_batch(frame, rec.leads, rec.log, rows, t0)
+
+
+def save_history(rec, path: str | PathLike[str], days_before: int = 1):
+    return write_day(path, day_history(rec, days_before))
+
+
+def warm_start(model: ContactModel, paths: Iterable | str | PathLike[str], now_unix: float,
+               half_life_s: float, history_half_life_s: float) -> ContactModel:
+    """Fit `model` from history whose weight halves every `history_half_life_s` of age.
+
+    The model decays everything with one half-life (short, to follow the day's drift);
+    compressing the history's ages by half_life / history_half_life gives old days their own,
+    slower decay. Local-hour slots are columns, so the compression moves no row between slots.
+    """
+    batch = read_history(paths, shape=tuple(int(x) for x in model.shape))
+    age = np.maximum(now_unix - batch.t_s, 0.0)
+    batch.t_s = now_unix - age * (half_life_s / history_half_life_s)
+    model.partial_fit(OutcomeBatch.empty(), now_unix - 1.0)
+    model.partial_fit(batch.take(np.argsort(batch.t_s, kind="stable")), now_unix)
+    return model
+
+
+def for_policy(policy, scenario, leads, world, clock, history=None, seed: int = 0):
+    """The controller a policy needs, or None (baselines run without one)."""
+    if policy.routing == "oracle":
+        return OracleController(scenario, leads, world, clock)
+    if policy.routing == "optimizer":
+        return OptimizerController(scenario, leads, clock, history=history, seed=seed)
+    return None
+
+
+__all__ = [
+    "OptimizerController",
+    "OracleController",
+    "day_history",
+    "for_policy",
+    "outcome_batch",
+    "save_history",
+    "warm_start",
+]
