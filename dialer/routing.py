@@ -67,8 +67,9 @@ def pick_carrier(
     """The carrier for a call to (region, product, network), or -1 if none can take it.
 
     weights[r, p, c] are target shares (static config shares or the live
-    allocation; for SEGMENTED, p is product × networks + network); credit[r, p, c] is the smooth weighted round-robin state that
-    makes realised shares track them; rr[0] is the round-robin pointer;
+    allocation; for SEGMENTED, p is product × networks + network); credit[r, p, c] is
+    the smooth weighted round-robin state that makes realised shares track them;
+    rr[0] is the round-robin pointer;
     cost_order lists carriers cheapest first.
     """
     n = channels.shape[0]

@@ -85,7 +85,7 @@ def day_frame(operation, campaign, date: dt.date, drain_minutes: int = 90) -> Da
     start = dt.datetime.combine(date, sched.start, tzinfo=tz)
     end = dt.datetime.combine(date, sched.end, tzinfo=tz)
     end_s = (end - start).total_seconds()
-    n_min = int(math.ceil(end_s / 60.0)) + drain_minutes
+    n_min = math.ceil(end_s / 60.0) + drain_minutes
     start_utc = start.astimezone(dt.UTC)
     times = [start_utc + dt.timedelta(minutes=i) for i in range(n_min)]
     n_r = len(operation.regions)
@@ -157,7 +157,7 @@ def build_data(
     budget_mxn: float = math.inf,
     queued: F64 | None = None,
     attempts_per_agent_s: float | None = None,
-    times: CallTimes = CallTimes(),  # noqa: B008 (frozen)
+    times: CallTimes = CallTimes(),
     target_occupancy: float = 0.85,
 ) -> AllocationData:
     """The allocator's data for the rest of the day from `now_s` (seconds from frame start).
@@ -177,7 +177,7 @@ def build_data(
     op = frame.operation
     n_c, n_r, n_p, n_n = frame.shape
     n_q = n_p * n_n
-    n_s = max(1, int(math.ceil((frame.end_s - now_s) / slot_s)))
+    n_s = max(1, math.ceil((frame.end_s - now_s) / slot_s))
     starts = now_s + slot_s * np.arange(n_s)
     # Each slot is sampled at its minutes inside the day (the last one may be partial).
     minutes = [
@@ -324,7 +324,6 @@ class Planner:
         re-filled with this demand, best marginal value first. allowed_now: (C, R, Q) carriers
         that may take the segment now (enabled and covering it).
         """
-        n_c, n_r, n_q = allowed_now.shape
         if self.plan is None or self.data is None:
             w = allowed_now.astype(float)
         else:

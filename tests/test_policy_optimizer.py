@@ -1,0 +1,167 @@
+"""The optimiser's policy glue and the optimizer / oracle routing policies in the simulator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from configs import load_scenario
+from configs.scenario import Incident, PolicySpec
+from optimizer.allocate import check_allocation, plan_day
+from optimizer.policy import N_HOURS, Planner, build_data, day_frame, lead_segments
+from sim import kpis
+from sim.controller import day_history, outcome_batch
+from sim.run import simulate
+from tests.conftest import SCENARIOS
+
+SMALL = SCENARIOS / "small.yaml"
+
+
+@pytest.fixture(scope="module")
+def small():
+    return load_scenario(SMALL)
+
+
+@pytest.fixture(scope="module")
+def runs(small):
+    return {name: simulate(small, name) for name in ("optimizer", "oracle")}
+
+
+def _frame(sc):
+    op = sc.operation
+    return day_frame(op, op.campaign(sc.campaign), sc.date)
+
+
+def test_glue_builds_data_the_checker_accepts(small):
+    frame = _frame(small)
+    n_c, n_r, n_p, n_n = frame.shape
+    rng = np.random.default_rng(1)
+    ph = rng.uniform(0.02, 0.3, (n_c, n_r, n_p, n_n, N_HOURS))
+    pm = 0.2 * (1 - ph)
+    supply = rng.integers(0, 50, (n_r, n_p * n_n)).astype(float)
+    queued = supply / 2
+    for now in (0.0, 5000.0):
+        data = build_data(frame, now, ph, pm, supply, queued=queued, attempts_per_agent_s=0.05,
+                          done_per_carrier=np.arange(n_c) * 10.0,
+                          expected_future_attempts=1000.0)
+        assert data.shape[:3] == (n_c, n_r, n_p * n_n)
+        result = plan_day(data)
+        assert result.status.usable
+        assert check_allocation(data, result) == []
+        # telcel-direct terminates Telcel numbers only: no attempt on another network.
+        c = small.operation.carrier_index("telcel-direct")
+        telcel = small.operation.network_index("telcel")
+        other = [q for q in range(n_p * n_n) if q % n_n != telcel]
+        assert result.x[c][:, other].sum() == 0
+
+
+def test_planner_shares_sum_to_one_over_allowed_carriers(small):
+    frame = _frame(small)
+    n_c, n_r, n_p, n_n = frame.shape
+    ph = np.full((n_c, n_r, n_p, n_n, N_HOURS), 0.1)
+    supply = np.full((n_r, n_p * n_n), 100.0)
+    pl = Planner(frame)
+    pl.replan(0.0, ph, 0.2 * (1 - ph), supply, queued=supply, attempts_per_agent_s=0.05)
+    allowed = np.repeat(frame.coverage[:, :, None, :], n_p, axis=2).reshape(n_c, n_r, -1)
+    w = pl.split(0.0, ph[..., 10].reshape(n_c, n_r, -1), supply, allowed)
+    assert w.shape == (n_r, n_p * n_n, n_c)
+    np.testing.assert_allclose(w.sum(axis=2), 1.0)
+    assert (w[~allowed.transpose(1, 2, 0)] == 0).all()
+    assert (w[allowed.transpose(1, 2, 0)] > 0).all()  # every route stays measured
+
+
+def test_optimizer_and_oracle_break_no_rule_and_keep_contract_shares(small, runs):
+    for name, rec in runs.items():
+        k = kpis.compute(rec)
+        assert k["violations_total"] == 0, (name, k["violations"])
+        assert k["abandon_rate"] <= 0.03 + 0.01, name  # adaptive pacing's own brake
+        for carrier in small.operation.carriers:
+            share = k["per_carrier"][carrier.name]["share"]
+            assert share >= carrier.min_share - 0.03, (name, carrier.name, share)
+            assert share <= carrier.max_share + 0.03, (name, carrier.name, share)
+        assert rec.controller.planner.n_plans >= 10
+        assert rec.controller.planner.problems == []
+
+
+def test_oracle_beats_every_baseline_routing(small, runs):
+    oracle = kpis.compute(runs["oracle"])["contacts"]
+    for routing in ("static", "round_robin", "cheapest"):
+        base = kpis.compute(simulate(small, PolicySpec(pacing="adaptive", routing=routing)))
+        assert oracle > base["contacts"], routing
+
+
+def test_optimizer_learns_only_from_finished_attempts(small, runs):
+    rec = runs["optimizer"]
+    model = rec.controller.model
+    assert model.n_seen_ == len(rec.log.outcome)
+    assert model.n_rejected_ == 0
+
+
+def test_baseline_policies_stay_deterministic_with_the_hook(small):
+    a = simulate(small, "baseline", seed=3)
+    b = simulate(small, "baseline", seed=3)
+    assert a.controller is None
+    for x, y in zip(a.log, b.log, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_a_simulated_day_becomes_history_that_warm_starts_the_model(small, runs, tmp_path):
+    from sim.controller import save_history
+
+    rec = runs["optimizer"]
+    path = save_history(rec, tmp_path / "day1.parquet", days_before=1)
+    batch = day_history(rec, 1)
+    assert len(batch) == len(rec.log.outcome)
+    assert batch.t_s.max() < rec.clock.start_utc.timestamp()
+    warm = simulate(small, "optimizer", seed=8, history=[path])
+    assert warm.controller.model.n_seen_ > len(batch)
+    assert kpis.compute(warm)["violations_total"] == 0
+
+
+def test_outcome_rows_map_to_model_segments(small, runs):
+    rec = runs["optimizer"]
+    frame = _frame(small)
+    rows = np.arange(50)
+    b = outcome_batch(frame, rec.leads, rec.log, rows, 0.0)
+    lead = rec.log.lead[rows]
+    np.testing.assert_array_equal(b.region, rec.leads.region[lead])
+    np.testing.assert_array_equal(b.network, rec.leads.network[lead])
+    assert (b.slot >= 0).all() and (b.slot < 24).all()
+    seg = lead_segments(frame, b.region, b.product, b.network)
+    assert seg.max() < frame.shape[1] * frame.shape[2] * frame.shape[3]
+
+
+def _share_by_minute(rec, carrier: int) -> np.ndarray:
+    minute = (rec.log.t_start // 60).astype(np.int64)
+    n = int(rec.clock.end_s // 60)
+    total = np.bincount(minute, minlength=n)[:n].astype(float)
+    on = np.bincount(minute[rec.log.carrier == carrier], minlength=n)[:n]
+    return on, total
+
+
+def drift_response(rec, carrier: int, t0_min: int, t1_min: int | None):
+    """(share before, share 5-10 min after the drop, share 25-30 min after recovery)."""
+    on, total = _share_by_minute(rec, carrier)
+
+    def share(a, b):
+        return on[a:b].sum() / max(total[a:b].sum(), 1.0)
+
+    before = share(t0_min - 30, t0_min)
+    after = share(t0_min + 5, t0_min + 10)
+    back = None if t1_min is None else share(t1_min + 25, t1_min + 30)
+    return before, after, back
+
+
+@pytest.mark.slow
+def test_share_halves_within_10_min_of_an_answer_rate_halving_and_returns_after():
+    sc = load_scenario(SCENARIOS / "mx-collections.yaml")
+    inc = Incident(kind="answer_rate", at="11:00", carrier="telcel-direct", factor=0.5,
+                   duration_min=60)
+    truth = sc.truth.model_copy(update={"incidents": (inc,)})
+    sc = sc.model_copy(update={"truth": truth})
+    rec = simulate(sc, "optimizer", seed=1)
+    c = sc.operation.carrier_index("telcel-direct")
+    t0 = 180  # 11:00 is minute 180 of a day starting at 08:00
+    before, after, back = drift_response(rec, c, t0, t0 + 60)
+    assert after <= 0.5 * before
+    assert back >= 0.5 * before
