@@ -257,6 +257,25 @@ class ContactModel:
         self._tree_stale = True
         return self
 
+    def rescale_human(self, carrier: int, ratio: float) -> ContactModel:
+        """Multiply everything learnt about `carrier`'s human answers by `ratio`.
+
+        For a detected change point (see `optimizer.drift`): the route's rate moved by a
+        factor, everywhere at once, so its counts are moved with it instead of being
+        forgotten (forgetting would pull it back to its parents' rate, not to the new one).
+        """
+        self._check_fitted()
+        if not (ratio >= 0 and math.isfinite(ratio)):
+            raise ValueError(f"ratio must be finite and >= 0, got {ratio!r}")
+        dims = self._dims()
+        per_carrier = self.level_sizes()[0] // int(dims[0])
+        rows = self.counts_[carrier * per_carrier:(carrier + 1) * per_carrier]
+        human = np.minimum(rows[:, 2] * ratio, rows[:, 0] - rows[:, 3])
+        rows[:, 1] += human - rows[:, 2]
+        rows[:, 2] = human
+        self._tree_stale = True
+        return self
+
     def warm_start(
         self,
         paths: str | PathLike[str] | Iterable[str | PathLike[str]],

@@ -316,13 +316,14 @@ class Planner:
         return float(x.sum()) if x.size else None
 
     def split(self, now_s: float, p_human_now: F64, mix: F64,
-              allowed_now: NDArray[np.bool_]) -> F64:
+              allowed_now: NDArray[np.bool_], probe: F64 | None = None) -> F64:
         """Shares (R, Q, C) for the slot containing `now_s`.
 
         p_human_now: (C, R, Q) current estimates. mix: (R, Q) the traffic the dialer is about
         to send (what its lead queues hold): the plan's per-carrier volumes for this slot are
         re-filled with this demand, best marginal value first. allowed_now: (C, R, Q) carriers
-        that may take the segment now (enabled and covering it).
+        that may take the segment now (enabled and covering it). probe: (C, R, Q) minimum
+        shares for routes the caller wants measured (exploration).
         """
         if self.plan is None or self.data is None:
             w = allowed_now.astype(float)
@@ -352,6 +353,10 @@ class Planner:
         n_ok = allowed_now.sum(axis=0, keepdims=True)
         floor = np.where(allowed_now, self.floor_share / np.maximum(n_ok, 1), 0.0)
         w = w + floor
+        if probe is not None:
+            tot = w.sum(axis=0, keepdims=True)
+            w = w / np.where(tot > 0, tot, 1.0)
+            w = np.maximum(w, np.where(allowed_now, probe, 0.0))
         tot = w.sum(axis=0, keepdims=True)
         w = np.where(tot > 0, w / np.where(tot > 0, tot, 1.0), 0.0)
         return np.ascontiguousarray(w.transpose(1, 2, 0))

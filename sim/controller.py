@@ -14,8 +14,9 @@ from os import PathLike
 import numpy as np
 
 from dialer import hopper, pacing
+from optimizer.drift import ResidualCusum
 from optimizer.history import OutcomeBatch, read_history, write_day
-from optimizer.model import CarrierCusum, ContactModel
+from optimizer.model import ContactModel
 from optimizer.policy import (
     N_HOURS,
     DayFrame,
@@ -24,7 +25,7 @@ from optimizer.policy import (
     lead_segments,
     remaining_supply,
 )
-from smartdial.outcomes import CONTACT
+from smartdial.outcomes import ABANDONED, CONTACT
 
 N_ATTEMPT_BUCKETS = 4  # attempts before this one: 0, 1, 2, 3+
 
@@ -116,11 +117,16 @@ class _Base:
         p_now = ph.reshape(n_c, n_r, n_p * n_n, N_HOURS)[:, np.arange(n_r), :, hour]
         p_now = np.moveaxis(p_now, 0, 1)  # (C, R, Q)
         allowed = self.allowed_lines & dialer.enabled[:, None, None]
-        w = pl.split(now_s, p_now, self._mix(dialer, minute), allowed)
+        w = pl.split(now_s, p_now, self._mix(dialer, minute), allowed,
+                     probe=self.probe(now_s, allowed))
         dialer.weights[...] = w
 
     def learn(self, now_s: float, finished: np.ndarray, log) -> None:
         pass
+
+    def probe(self, now_s: float, allowed: np.ndarray) -> np.ndarray | None:
+        """(C, R, Q) minimum shares that keep under-measured routes measured."""
+        return None
 
 
 class OracleController(_Base):
@@ -152,19 +158,26 @@ class OracleController(_Base):
 class OptimizerController(_Base):
     """The contact model learnt from outcomes only (cold, or warm from history)."""
 
-    def __init__(self, scenario, leads, clock, *, history=None, half_life_s: float = 1800.0,
-                 history_half_life_s: float = 86_400.0, prior_strength: float = 20.0,
-                 forget_keep: float = 0.05, seed: int = 0, **kw) -> None:
+    def __init__(self, scenario, leads, clock, *, history=None, half_life_s: float | None = None,
+                 history_half_life_s: float = 86_400.0,
+                 prior_strength: float | tuple = (200.0, 200.0, 100.0, 50.0, 20.0, 20.0),
+                 watch_after_attempts: float = 500.0,
+                 probe_attempts: float = 200.0,
+                 probe_share: float = 0.05, seed: int = 0, **kw) -> None:
         super().__init__(scenario, leads, clock, **kw)
         _, n_r, n_p, n_n = self.frame.shape
         n_c = len(self.op.carriers)
+        if half_life_s is None:
+            half_life_s = auto_half_life_s(self.frame)
         self.model = ContactModel(
             (n_c, n_r, n_p, n_n, N_HOURS, N_ATTEMPT_BUCKETS), half_life_s=half_life_s,
             prior_strength=prior_strength, exploration="none", random_state=seed,
         )
-        self.cusum = CarrierCusum(n_c)
-        self.forget_keep = forget_keep
-        self.alarms: list[tuple[float, int, int]] = []  # (now_s, carrier, direction)
+        self.cusum = ResidualCusum(n_c)
+        self.probe_attempts = probe_attempts
+        self.watch_after = watch_after_attempts
+        self.probe_share = probe_share
+        self.alarms: list[tuple[float, int, float]] = []  # (now_s, carrier, rate ratio)
         if history:
             warm_start(self.model, history, self.t0_unix, half_life_s, history_half_life_s)
         else:
@@ -176,13 +189,32 @@ class OptimizerController(_Base):
             return
         order = np.argsort(batch.t_s, kind="stable")
         batch = batch.take(order)
+        # Score each attempt against what the model predicted before it saw it.
+        seg = self.model.segment_ids(batch.carrier, batch.region, batch.product, batch.network,
+                                     batch.slot, batch.attempt_bucket)
+        _, p_pred, _ = self.model.predict(seg, self.t0_unix + now_s)
+        human = (batch.outcome == int(CONTACT)) | (batch.outcome == int(ABANDONED))
+        # Watch a carrier once the model knows it: a cold prior is not a baseline.
+        seen = self.model.decayed_counts(4, self.t0_unix + now_s)[:, 0]
+        known = seen[batch.carrier] >= self.watch_after
+        alarm = self.cusum.update(batch.carrier[known], human[known], p_pred[known])
         self.model.partial_fit(batch, self.t0_unix + now_s)
-        alarm = self.cusum.update(batch)
         for c in np.flatnonzero(alarm):
-            self.alarms.append((now_s, int(c), int(self.cusum.direction_[c])))
-            self.model.forget(int(c), self.forget_keep)
+            ratio = float(self.cusum.ratio_[c])
+            self.alarms.append((now_s, int(c), round(ratio, 3)))
+            self.model.rescale_human(int(c), ratio)
             self.replan_now = True
             self.n_replans_on_alarm += 1
+
+    def probe(self, now_s, allowed):
+        """Routes (carrier × destination network) with fewer than `probe_attempts` recent
+        (decayed) attempts get `probe_share` of their segments: a carrier the plan dropped
+        keeps being measured, so its recovery is seen (the model alone would never see it)."""
+        _, n_r, n_p, n_n = self.frame.shape
+        seen = self.model.decayed_counts(3, self.t0_unix + now_s)[:, 0]  # (C*N,) attempts
+        thin = (seen < self.probe_attempts).reshape(-1, 1, 1, n_n)  # (C,1,1,N)
+        thin = np.broadcast_to(thin, (thin.shape[0], n_r, n_p, n_n)).reshape(-1, n_r, n_p * n_n)
+        return np.where(thin & allowed, self.probe_share, 0.0)
 
     def estimates(self, now_s, dialer):
         _, ph, pm = self.model.predict_table(self.t0_unix + now_s)
@@ -197,6 +229,19 @@ class OptimizerController(_Base):
         wts = mix[None, :, :, :, None, :]
         talk = self.model.mean_handle_s(self.t0_unix + now_s)
         return (ph * wts).sum(axis=-1), (pm * wts).sum(axis=-1), talk
+
+
+def auto_half_life_s(frame: DayFrame, attempts: float = 5000.0, lo: float = 600.0,
+                     hi: float = 14_400.0) -> float:
+    """A memory of about `attempts` attempts at the campaign's expected pace (in [lo, hi] s).
+
+    Drift calls for a short memory, telling 15 % better routes apart for a long one; counting
+    the memory in attempts serves a 300-agent floor and a 20-agent pilot alike.
+    """
+    working = frame.agents[frame.agents > 0]
+    per_s = (working.mean() if working.size else 1.0) * frame.campaign.dialer.adaptive_start_level
+    per_s /= 25.0  # seconds an attempt takes, ring to hang-up, on average
+    return float(np.clip(attempts / max(per_s, 1e-9), lo, hi))
 
 
 # ----------------------------------------------------------------------------- history

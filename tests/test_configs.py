@@ -109,7 +109,9 @@ def test_small_scenario_is_small_and_uses_the_default_policies():
     agents = small.campaign_config.agents
     assert agents.agents_at(dt.time(10)) == 20
     assert agents.agent_hours() == pytest.approx(20 * 4)
-    assert set(small.policies) == {"baseline", "progressive", "ratio", "poisson", "cheapest"}
+    assert set(small.policies) == {
+        "baseline", "progressive", "ratio", "poisson", "cheapest", "optimizer", "oracle"
+    }
 
 
 def test_load_tells_an_operation_from_a_scenario():
