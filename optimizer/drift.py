@@ -19,13 +19,15 @@ class ResidualCusum:
     Each attempt adds the log-likelihood ratio of p_i·(1 ± shift) against p_i. Crossing `h`
     raises an alarm with `ratio_[c]`: observed / predicted human answers since the statistic
     last left zero (the change-point estimate), the factor the carrier's rate moved by.
+    That window is chosen by the excursion, so its ratio overshoots: it is clipped to
+    [min_ratio, max_ratio] (×½ to ×2 per alarm; a bigger move raises a second alarm).
 
-    With h = 8 and p around 0.1, a halving is flagged after about 400 attempts on the carrier,
-    a false alarm comes about once per e^8 ≈ 3000 in-control attempts per side or rarer.
+    With h = 11 and p around 0.1, a halving is flagged after about 550 attempts on the carrier,
+    a false alarm comes about once per e^11 ≈ 60 000 in-control attempts per side or rarer.
     """
 
-    def __init__(self, n_carriers: int, h: float = 8.0, shift: float = 0.5,
-                 min_ratio: float = 0.1, max_ratio: float = 10.0) -> None:
+    def __init__(self, n_carriers: int, h: float = 11.0, shift: float = 0.5,
+                 min_ratio: float = 0.5, max_ratio: float = 2.0) -> None:
         self.n_carriers = n_carriers
         self.h = h
         self.shift = shift
@@ -71,7 +73,7 @@ class ResidualCusum:
         return alarm
 
     @staticmethod
-    def kl_attempts(p: float, shift: float = 0.5, h: float = 8.0) -> float:
+    def kl_attempts(p: float, shift: float = 0.5, h: float = 11.0) -> float:
         """Expected attempts to flag a move of p by (1 - shift) (h / KL)."""
         q = p * (1 - shift)
         kl = q * math.log(q / p) + (1 - q) * math.log((1 - q) / (1 - p))

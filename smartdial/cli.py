@@ -69,7 +69,9 @@ def _sim_run(args) -> int:
             history=args.history or None,
         )
         oracle = None
-        if args.vs_oracle and policy.routing != "oracle":
+        # Every optimizer run reports its gap to the oracle (same seed: common random numbers).
+        vs_oracle = args.vs_oracle or (policy.routing == "optimizer" and not args.no_oracle)
+        if vs_oracle and policy.routing != "oracle":
             spec = policy.model_copy(update={"routing": "oracle"})
             bar.update(task, description=f"{scenario.name} oracle (seed {seed})", completed=0.0)
             oracle = simulate(
@@ -137,7 +139,10 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--days-ago", type=int, default=1, metavar="N",
                      help="date the saved history N days before the scenario (default 1)")
     run.add_argument("--vs-oracle", action="store_true",
-                     help="also run the oracle on the same seed and report the gap to it")
+                     help="also run the oracle on the same seed and report the gap to it "
+                     "(always on for --routing optimizer)")
+    run.add_argument("--no-oracle", action="store_true",
+                     help="optimizer runs: skip the oracle run (no gap reported)")
     run.set_defaults(run=_sim_run)
     return p
 

@@ -145,3 +145,45 @@ def test_share_halves_within_10_min_of_an_answer_rate_halving_and_returns_after(
     assert d["before"] > 0.3
     assert d["halved_after_min"] <= 10
     assert d["back_after_min"] <= 30
+
+
+def test_residual_cusum_flags_a_halving_with_its_ratio_and_stays_quiet_in_control():
+    from optimizer.drift import ResidualCusum
+
+    rng = np.random.default_rng(5)
+    p = rng.uniform(0.05, 0.25, 20_000)  # predictions vary by segment and hour
+    carrier = rng.integers(0, 2, p.size)
+    calm = ResidualCusum(2)
+    assert not calm.update(carrier, rng.random(p.size) < p, p).any()
+
+    cusum = ResidualCusum(2)
+    q = np.where(carrier == 1, 0.5 * p, p)  # carrier 1's humans halve
+    x = rng.random(p.size) < q
+    flagged_at = None
+    for start in range(0, p.size, 200):
+        sl = slice(start, start + 200)
+        if cusum.update(carrier[sl], x[sl], p[sl])[1]:
+            flagged_at = start + 200
+            break
+    assert flagged_at is not None and flagged_at <= 3000
+    assert cusum.direction_[1] == -1
+    assert 0.3 <= cusum.ratio_[1] <= 0.7
+    assert cusum.n_alarms_[0] == 0
+
+
+def test_rescaling_a_carrier_moves_its_estimates_not_the_others():
+    from optimizer.history import OutcomeBatch
+    from optimizer.model import ContactModel
+
+    rng = np.random.default_rng(2)
+    n = 4000
+    cols = {k: rng.integers(0, 2, n) for k in ("carrier", "region", "product", "network")}
+    outcome = np.where(rng.random(n) < 0.2, 0, 4)
+    batch = OutcomeBatch(**cols, slot=np.zeros(n), attempt_bucket=np.zeros(n), outcome=outcome,
+                         t_s=np.full(n, 100.0), ring_s=np.full(n, 5.0), talk_s=np.full(n, np.nan))
+    model = ContactModel((2, 2, 2, 2, 1, 1), exploration="none").partial_fit(batch, 100.0)
+    before = model.predict_table()[1].copy()
+    model.rescale_human(1, 0.5)
+    after = model.predict_table()[1]
+    np.testing.assert_allclose(after[0], before[0])
+    np.testing.assert_allclose(after[1] / before[1], 0.5, rtol=0.1)
