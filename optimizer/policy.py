@@ -275,7 +275,7 @@ class Planner:
     frame: DayFrame
     slot_s: float = 900.0
     replan_s: float = 900.0
-    time_limit_s: float = 5.0
+    time_limit_s: float = 2.0
     floor_share: float = 0.02
     times: CallTimes = field(default_factory=CallTimes)
     plan: AllocationResult | None = None

@@ -36,7 +36,7 @@ class _Base:
     epoch_s = 60.0
 
     def __init__(self, scenario, leads, clock, *, replan_s: float = 900.0,
-                 slot_s: float = 900.0) -> None:
+                 slot_s: float = 1800.0) -> None:
         op = scenario.operation
         self.op = op
         self.frame: DayFrame = day_frame(op, op.campaign(scenario.campaign), scenario.date)
@@ -94,10 +94,10 @@ class _Base:
         self.learn(now_s, finished, log)
         if now_s >= self.frame.end_s:
             return
-        ph, pm, talk = self.estimates(now_s, dialer)
         minute = self.frame.minute(now_s)
         pl = self.planner
         if pl.due(now_s) or self.replan_now:
+            ph, pm, talk = self.estimates(now_s, dialer)
             done = np.bincount(log.carrier[:n_launched].astype(np.int64),
                                minlength=len(self.op.carriers)).astype(float)
             enabled = dialer.enabled.copy()
@@ -112,14 +112,19 @@ class _Base:
                 queued=queued, attempts_per_agent_s=self._dial_rate(now_s, log, n_launched),
             )
             self.replan_now = False
-        n_c, n_r, n_p, n_n = self.frame.shape
-        hour = self.frame.local_hour[:, minute]  # (R,)
-        p_now = ph.reshape(n_c, n_r, n_p * n_n, N_HOURS)[:, np.arange(n_r), :, hour]
-        p_now = np.moveaxis(p_now, 0, 1)  # (C, R, Q)
+        p_now = self.estimates_now(now_s, dialer)
         allowed = self.allowed_lines & dialer.enabled[:, None, None]
         w = pl.split(now_s, p_now, self._mix(dialer, minute), allowed,
                      probe=self.probe(now_s, allowed))
         dialer.weights[...] = w
+
+    def estimates_now(self, now_s, dialer) -> np.ndarray:
+        """(C, R, Q) p_human at each region's local hour now (for the live split)."""
+        n_c, n_r, n_p, n_n = self.frame.shape
+        ph = self.estimates(now_s, dialer)[0]
+        hour = self.frame.local_hour[:, self.frame.minute(now_s)]  # (R,)
+        p_now = ph.reshape(n_c, n_r, n_p * n_n, N_HOURS)[:, np.arange(n_r), :, hour]
+        return np.moveaxis(p_now, 0, 1)  # advanced indexing put R first
 
     def learn(self, now_s: float, finished: np.ndarray, log) -> None:
         pass
@@ -216,6 +221,19 @@ class OptimizerController(_Base):
         thin = np.broadcast_to(thin, (thin.shape[0], n_r, n_p, n_n)).reshape(-1, n_r, n_p * n_n)
         return np.where(thin & allowed, self.probe_share, 0.0)
 
+    def estimates_now(self, now_s, dialer):
+        """Only the current hour's segments, with the attempt mix of the last full estimate."""
+        if getattr(self, "_bucket_mix", None) is None:
+            return super().estimates_now(now_s, dialer)
+        n_c, n_r, n_p, n_n = self.frame.shape
+        hour = self.frame.local_hour[:, self.frame.minute(now_s)]
+        c, r, p, n, a = np.meshgrid(np.arange(n_c), np.arange(n_r), np.arange(n_p),
+                                    np.arange(n_n), np.arange(N_ATTEMPT_BUCKETS), indexing="ij")
+        seg = self.model.segment_ids(c, r, p, n, hour[r], a).ravel()
+        _, ph, _ = self.model.predict(seg, self.t0_unix + now_s)
+        ph = ph.reshape(c.shape)
+        return (ph * self._bucket_mix[None]).sum(axis=-1).reshape(n_c, n_r, n_p * n_n)
+
     def estimates(self, now_s, dialer):
         _, ph, pm = self.model.predict_table(self.t0_unix + now_s)
         # Average the attempt buckets over the live leads' attempt mix.
@@ -226,6 +244,7 @@ class OptimizerController(_Base):
         ], axis=-1)  # (R,P,N,A)
         mix = mix / np.maximum(mix.sum(axis=-1, keepdims=True), 1e-12)
         mix = np.where(mix.sum(axis=-1, keepdims=True) > 0, mix, 1.0 / N_ATTEMPT_BUCKETS)
+        self._bucket_mix = mix  # (R,P,N,A)
         wts = mix[None, :, :, :, None, :]
         talk = self.model.mean_handle_s(self.t0_unix + now_s)
         return (ph * wts).sum(axis=-1), (pm * wts).sum(axis=-1), talk
