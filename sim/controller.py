@@ -166,7 +166,8 @@ class OptimizerController(_Base):
     def __init__(self, scenario, leads, clock, *, history=None, half_life_s: float | None = None,
                  history_half_life_s: float = 86_400.0,
                  prior_strength: float | tuple = (200.0, 200.0, 100.0, 50.0, 20.0, 20.0),
-                 watch_after_attempts: float = 500.0,
+                 watch_after_attempts: float = 500.0, rescale_on_alarm: bool = False,
+                 min_replan_gap_s: float = 300.0,
                  probe_attempts: float = 200.0,
                  probe_share: float = 0.05, seed: int = 0, **kw) -> None:
         super().__init__(scenario, leads, clock, **kw)
@@ -181,6 +182,8 @@ class OptimizerController(_Base):
         self.cusum = ResidualCusum(n_c)
         self.probe_attempts = probe_attempts
         self.watch_after = watch_after_attempts
+        self.rescale_on_alarm = rescale_on_alarm
+        self.min_replan_gap_s = min_replan_gap_s
         self.probe_share = probe_share
         self.alarms: list[tuple[float, int, float]] = []  # (now_s, carrier, rate ratio)
         if history:
@@ -207,9 +210,14 @@ class OptimizerController(_Base):
         for c in np.flatnonzero(alarm):
             ratio = float(self.cusum.ratio_[c])
             self.alarms.append((now_s, int(c), round(ratio, 3)))
-            self.model.rescale_human(int(c), ratio)
-            self.replan_now = True
-            self.n_replans_on_alarm += 1
+            if self.rescale_on_alarm:
+                self.model.rescale_human(int(c), ratio)
+            # Re-plan at once, but not more often than every few minutes: the residuals are
+            # not stationary (leads answer less as the best ones are reached), so alarms
+            # also come without a change in a route.
+            if now_s - self.planner.planned_at_s >= self.min_replan_gap_s:
+                self.replan_now = True
+                self.n_replans_on_alarm += 1
 
     def probe(self, now_s, allowed):
         """Routes (carrier × destination network) with fewer than `probe_attempts` recent
