@@ -36,7 +36,8 @@ class _Base:
     epoch_s = 60.0
 
     def __init__(self, scenario, leads, clock, *, replan_s: float = 900.0,
-                 slot_s: float = 1800.0) -> None:
+                 slot_s: float = 1800.0, stale_change: float = 0.15,
+                 min_stale_gap_s: float = 120.0) -> None:
         op = scenario.operation
         self.op = op
         self.frame: DayFrame = day_frame(op, op.campaign(scenario.campaign), scenario.date)
@@ -50,6 +51,9 @@ class _Base:
         )
         self.replan_now = False
         self.n_replans_on_alarm = 0
+        self.n_replans_on_drift = 0
+        self.stale_change = stale_change
+        self.min_stale_gap_s = min_stale_gap_s
 
     # -- what the dialer knows
     def _supply(self, dialer) -> np.ndarray:
@@ -97,26 +101,54 @@ class _Base:
         minute = self.frame.minute(now_s)
         pl = self.planner
         if pl.due(now_s) or self.replan_now:
-            ph, pm, talk = self.estimates(now_s, dialer)
-            done = np.bincount(log.carrier[:n_launched].astype(np.int64),
-                               minlength=len(self.op.carriers)).astype(float)
-            enabled = dialer.enabled.copy()
-            n_r, n_q = self.frame.shape[1], self.frame.shape[2] * self.frame.shape[3]
-            queued = np.bincount(self.segment, weights=(dialer.state == hopper.QUEUED),
-                                 minlength=n_r * n_q).reshape(n_r, n_q)
-            pl.replan(
-                now_s, ph, pm, self._supply(dialer), talk_s=talk,
-                agents_now=float(dialer.obs[pacing.O_LOGGED]) if now_s > 0 else None,
-                enabled=enabled, done_per_carrier=done,
-                expected_future_attempts=pl.expected_future_attempts(now_s),
-                queued=queued, attempts_per_agent_s=self._dial_rate(now_s, log, n_launched),
-            )
-            self.replan_now = False
+            self._replan(now_s, log, n_launched, dialer)
         p_now = self.estimates_now(now_s, dialer)
+        if self._stale(now_s, p_now):
+            self._replan(now_s, log, n_launched, dialer)
+            self.n_replans_on_drift += 1
         allowed = self.allowed_lines & dialer.enabled[:, None, None]
         w = pl.split(now_s, p_now, self._mix(dialer, minute), allowed,
                      probe=self.probe(now_s, allowed))
         dialer.weights[...] = w
+
+    def _replan(self, now_s, log, n_launched, dialer) -> None:
+        pl = self.planner
+        ph, pm, talk = self.estimates(now_s, dialer)
+        done = np.bincount(log.carrier[:n_launched].astype(np.int64),
+                           minlength=len(self.op.carriers)).astype(float)
+        n_r, n_q = self.frame.shape[1], self.frame.shape[2] * self.frame.shape[3]
+        queued = np.bincount(self.segment, weights=(dialer.state == hopper.QUEUED),
+                             minlength=n_r * n_q).reshape(n_r, n_q)
+        pl.replan(
+            now_s, ph, pm, self._supply(dialer), talk_s=talk,
+            agents_now=float(dialer.obs[pacing.O_LOGGED]) if now_s > 0 else None,
+            enabled=dialer.enabled.copy(), done_per_carrier=done,
+            expected_future_attempts=pl.expected_future_attempts(now_s),
+            queued=queued, attempts_per_agent_s=self._dial_rate(now_s, log, n_launched),
+        )
+        self.replan_now = False
+
+    def _stale(self, now_s: float, p_now: np.ndarray) -> bool:
+        """A carrier the plan uses in this slot answers `stale_change` less than planned.
+
+        The live split only re-assigns the plan's per-carrier volumes, so a carrier whose
+        answer rate fell keeps its volume until the plan is redone: redo it now. Only
+        carriers with enough recent evidence count (noise must not re-plan).
+        """
+        pl = self.planner
+        if pl.plan is None or pl.data is None or now_s - pl.planned_at_s < self.min_stale_gap_s:
+            return False
+        s = int(min((now_s - pl.planned_at_s) // pl.slot_s, pl.data.shape[3] - 1))
+        x = pl.plan.x[..., s]
+        planned = (x * pl.data.p_human[..., s]).sum(axis=(1, 2))
+        now = (x * p_now).sum(axis=(1, 2))
+        big = (planned > 0.02 * planned.sum()) & self.well_measured(now_s)
+        fall = 1.0 - now[big] / planned[big]
+        return bool(fall.size and fall.max() > self.stale_change)
+
+    def well_measured(self, now_s: float) -> np.ndarray:
+        """(C,) carriers whose current estimates rest on enough evidence to act on."""
+        return np.ones(len(self.op.carriers), bool)
 
     def estimates_now(self, now_s, dialer) -> np.ndarray:
         """(C, R, Q) p_human at each region's local hour now (for the live split)."""
@@ -167,7 +199,7 @@ class OptimizerController(_Base):
                  history_half_life_s: float = 86_400.0,
                  prior_strength: float | tuple = (200.0, 200.0, 100.0, 50.0, 20.0, 20.0),
                  watch_after_attempts: float = 500.0, rescale_on_alarm: bool = False,
-                 min_replan_gap_s: float = 300.0,
+                 min_replan_gap_s: float = 300.0, evidence_attempts: float = 2000.0,
                  probe_attempts: float = 200.0,
                  probe_share: float = 0.05, seed: int = 0, **kw) -> None:
         super().__init__(scenario, leads, clock, **kw)
@@ -183,6 +215,7 @@ class OptimizerController(_Base):
         self.probe_attempts = probe_attempts
         self.watch_after = watch_after_attempts
         self.rescale_on_alarm = rescale_on_alarm
+        self.evidence = evidence_attempts
         self.min_replan_gap_s = min_replan_gap_s
         self.probe_share = probe_share
         self.alarms: list[tuple[float, int, float]] = []  # (now_s, carrier, rate ratio)
@@ -218,6 +251,9 @@ class OptimizerController(_Base):
             if now_s - self.planner.planned_at_s >= self.min_replan_gap_s:
                 self.replan_now = True
                 self.n_replans_on_alarm += 1
+
+    def well_measured(self, now_s):
+        return self.model.decayed_counts(4, self.t0_unix + now_s)[:, 0] >= self.evidence
 
     def probe(self, now_s, allowed):
         """Routes (carrier × destination network) with fewer than `probe_attempts` recent
