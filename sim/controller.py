@@ -37,7 +37,7 @@ class _Base:
 
     def __init__(self, scenario, leads, clock, *, replan_s: float = 900.0,
                  slot_s: float = 1800.0, stale_change: float = 0.15,
-                 min_stale_gap_s: float = 120.0) -> None:
+                 stale_sigmas: float = 3.0, min_stale_gap_s: float = 120.0) -> None:
         op = scenario.operation
         self.op = op
         self.frame: DayFrame = day_frame(op, op.campaign(scenario.campaign), scenario.date)
@@ -53,6 +53,7 @@ class _Base:
         self.n_replans_on_alarm = 0
         self.n_replans_on_drift = 0
         self.stale_change = stale_change
+        self.stale_sigmas = stale_sigmas
         self.min_stale_gap_s = min_stale_gap_s
 
     # -- what the dialer knows
@@ -133,7 +134,7 @@ class _Base:
 
         The live split only re-assigns the plan's per-carrier volumes, so a carrier whose
         answer rate fell keeps its volume until the plan is redone: redo it now. Only
-        carriers with enough recent evidence count (noise must not re-plan).
+        carriers whose fall is beyond `stale_sigmas` of their estimate's noise count.
         """
         pl = self.planner
         if pl.plan is None or pl.data is None or now_s - pl.planned_at_s < self.min_stale_gap_s:
@@ -142,13 +143,14 @@ class _Base:
         x = pl.plan.x[..., s]
         planned = (x * pl.data.p_human[..., s]).sum(axis=(1, 2))
         now = (x * p_now).sum(axis=(1, 2))
-        big = (planned > 0.02 * planned.sum()) & self.well_measured(now_s)
+        big = planned > 0.02 * planned.sum()
         fall = 1.0 - now[big] / planned[big]
-        return bool(fall.size and fall.max() > self.stale_change)
+        bar = np.maximum(self.stale_change, self.stale_sigmas * self.relative_noise(now_s)[big])
+        return bool((fall > bar).any())
 
-    def well_measured(self, now_s: float) -> np.ndarray:
-        """(C,) carriers whose current estimates rest on enough evidence to act on."""
-        return np.ones(len(self.op.carriers), bool)
+    def relative_noise(self, now_s: float) -> np.ndarray:
+        """(C,) relative standard error of each carrier's current rate estimate."""
+        return np.zeros(len(self.op.carriers))
 
     def estimates_now(self, now_s, dialer) -> np.ndarray:
         """(C, R, Q) p_human at each region's local hour now (for the live split)."""
@@ -199,7 +201,7 @@ class OptimizerController(_Base):
                  history_half_life_s: float = 86_400.0,
                  prior_strength: float | tuple = (200.0, 200.0, 100.0, 50.0, 20.0, 20.0),
                  watch_after_attempts: float = 500.0, rescale_on_alarm: bool = False,
-                 min_replan_gap_s: float = 300.0, evidence_attempts: float = 2000.0,
+                 min_replan_gap_s: float = 300.0, optimism: float = 1.0,
                  probe_attempts: float = 200.0,
                  probe_share: float = 0.05, seed: int = 0, **kw) -> None:
         super().__init__(scenario, leads, clock, **kw)
@@ -215,8 +217,8 @@ class OptimizerController(_Base):
         self.probe_attempts = probe_attempts
         self.watch_after = watch_after_attempts
         self.rescale_on_alarm = rescale_on_alarm
-        self.evidence = evidence_attempts
         self.min_replan_gap_s = min_replan_gap_s
+        self.optimism = optimism
         self.probe_share = probe_share
         self.alarms: list[tuple[float, int, float]] = []  # (now_s, carrier, rate ratio)
         if history:
@@ -252,8 +254,9 @@ class OptimizerController(_Base):
                 self.replan_now = True
                 self.n_replans_on_alarm += 1
 
-    def well_measured(self, now_s):
-        return self.model.decayed_counts(4, self.t0_unix + now_s)[:, 0] >= self.evidence
+    def relative_noise(self, now_s):
+        humans = self.model.decayed_counts(4, self.t0_unix + now_s)[:, 2]
+        return 1.0 / np.sqrt(np.maximum(humans, 1.0))  # Poisson count of human answers
 
     def probe(self, now_s, allowed):
         """Routes (carrier × destination network) with fewer than `probe_attempts` recent
@@ -291,7 +294,16 @@ class OptimizerController(_Base):
         self._bucket_mix = mix  # (R,P,N,A)
         wts = mix[None, :, :, :, None, :]
         talk = self.model.mean_handle_s(self.t0_unix + now_s)
-        return (ph * wts).sum(axis=-1), (pm * wts).sum(axis=-1), talk
+        ph = (ph * wts).sum(axis=-1)
+        if self.optimism > 0:
+            # Optimism in the face of uncertainty, per route (carrier × network): a route
+            # measured only by probe traffic is planned at its upper bound, so one that has
+            # recovered wins its traffic back sooner.
+            n_c, _, _, n_n = self.frame.shape
+            humans = self.model.decayed_counts(3, self.t0_unix + now_s)[:, 2].reshape(n_c, n_n)
+            bonus = 1.0 + self.optimism / np.sqrt(humans + 1.0)
+            ph = np.minimum(ph * bonus[:, None, None, :, None], 1.0)
+        return ph, (pm * wts).sum(axis=-1), talk
 
 
 def auto_half_life_s(frame: DayFrame, attempts: float = 5000.0, lo: float = 600.0,
