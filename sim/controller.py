@@ -37,7 +37,7 @@ class _Base:
 
     def __init__(self, scenario, leads, clock, *, replan_s: float = 900.0,
                  slot_s: float = 1800.0, stale_change: float = 0.15,
-                 stale_sigmas: float = 3.0, min_stale_gap_s: float = 120.0) -> None:
+                 stale_sigmas: float = 2.0, min_stale_gap_s: float = 120.0) -> None:
         op = scenario.operation
         self.op = op
         self.frame: DayFrame = day_frame(op, op.campaign(scenario.campaign), scenario.date)
