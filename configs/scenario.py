@@ -153,7 +153,9 @@ class PolicySpec(_Frozen):
     """One dialer policy to simulate: how many lines, over which carrier, which lead first."""
 
     pacing: Literal["progressive", "ratio", "poisson", "adaptive", "predictive"] = "adaptive"
-    routing: Literal["round_robin", "static", "cheapest"] = "static"
+    routing: Literal["round_robin", "static", "cheapest", "optimizer", "oracle"] = "static"
+    """optimizer: shares from the contact model and the allocator, learnt from outcomes;
+    oracle: the same allocator fed the scenario's true probabilities (the upper bound)."""
     leads: Literal["oldest", "value"] = "oldest"
 
 
@@ -165,6 +167,8 @@ def _default_policies() -> dict[str, PolicySpec]:
         "poisson": PolicySpec(pacing="poisson", routing="static"),
         "cheapest": PolicySpec(pacing="adaptive", routing="cheapest"),
         "predictive": PolicySpec(pacing="predictive", routing="static", leads="value"),
+        "optimizer": PolicySpec(pacing="adaptive", routing="optimizer"),
+        "oracle": PolicySpec(pacing="adaptive", routing="oracle"),
     }
 
 

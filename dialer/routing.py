@@ -8,8 +8,12 @@ destination; none reads a clock or touches I/O.
 import numpy as np
 from numba import njit
 
-ROUND_ROBIN, STATIC, CHEAPEST = range(3)
-KINDS = {"round_robin": ROUND_ROBIN, "static": STATIC, "cheapest": CHEAPEST}
+ROUND_ROBIN, STATIC, CHEAPEST, SEGMENTED = range(4)
+# optimizer and oracle differ only in who sets the weights (see optimizer.policy).
+KINDS = {
+    "round_robin": ROUND_ROBIN, "static": STATIC, "cheapest": CHEAPEST,
+    "optimizer": SEGMENTED, "oracle": SEGMENTED,
+}
 
 
 def new_cps_window(cps: np.ndarray) -> np.ndarray:
@@ -63,9 +67,10 @@ def pick_carrier(
     """The carrier for a call to (region, product, network), or -1 if none can take it.
 
     weights[r, p, c] are target shares (static config shares or the live
-    allocation); credit[r, p, c] is the smooth weighted round-robin state that
-    makes realised shares track them; rr[0] is the round-robin pointer;
-    cost_order lists carriers cheapest first and is also STATIC's fallback order.
+    allocation; for SEGMENTED, p is product × networks + network); credit[r, p, c] is
+    the smooth weighted round-robin state that makes realised shares track them;
+    rr[0] is the round-robin pointer; cost_order lists carriers cheapest first and
+    is also the fallback order of the share-following kinds.
     """
     n = channels.shape[0]
     if kind == ROUND_ROBIN:
@@ -85,6 +90,9 @@ def pick_carrier(
             ):
                 return c
         return -1
+    if kind == SEGMENTED:
+        # Shares per destination network too: weights[r, product * networks + network, c].
+        product = product * coverage.shape[2] + network
     # Smooth weighted round robin (as in nginx) over the carriers that can take
     # the call now: each gains its weight, the richest is picked and pays the
     # total. A carrier skipped for capacity keeps its credit and catches up.

@@ -158,7 +158,10 @@ def new_dialer(operation, campaign, policy, leads) -> Dialer:
     prior = PRIOR_CONTACT_P * PRIOR_DECAY ** (np.arange(n_groups) % n_ab)
 
     cps = np.array([c.cps for c in operation.carriers], float)
-    weights = np.broadcast_to(static_shares(operation), (n_regions, n_products, n_carriers)).copy()
+    n_lines = n_products  # SEGMENTED routing keeps shares per product × destination network
+    if routing.KINDS[policy.routing] == routing.SEGMENTED:
+        n_lines = n_products * len(operation.networks)
+    weights = np.broadcast_to(static_shares(operation), (n_regions, n_lines, n_carriers)).copy()
     return Dialer(
         kinds=np.array(
             [

@@ -74,7 +74,7 @@ class AllocationData:
     handle_s: F64  # (R,P) or (P,) agent time per contact incl. wrap-up, s
     cps: F64  # (C,) contracted calls per second
     channels: F64  # (C,) concurrent channels
-    coverage: B  # (C,R) carrier terminates calls into the region
+    coverage: B  # (C,R) carrier terminates calls into the region, or (C,R,P) per segment
     agents: F64  # (S,) agents logged in per slot
     supply: F64  # (R,P) attempts still allowed today (leads × remaining attempt caps)
     callable: B  # (R,S) region's local calling window covers slot s
@@ -128,7 +128,7 @@ class AllocationData:
             "channels": (n_c,),
             "enabled": (n_c,),
             "cap_cps": (n_c,),
-            "coverage": (n_c, n_r),
+            "coverage": (n_c, n_r, n_p) if self.coverage.ndim == 3 else (n_c, n_r),
             "agents": (n_s,),
             "supply": (n_r, n_p),
             "callable": (n_r, n_s),
@@ -151,11 +151,17 @@ class AllocationData:
     def replace(self, **changes: Any) -> AllocationData:
         return dataclasses.replace(self, **changes)
 
+    def coverage_crp(self) -> B:
+        """Coverage as (C,R,P): a (C,R) coverage applies to every product."""
+        n_c, n_r, n_p, _ = self.shape
+        cov = self.coverage if self.coverage.ndim == 3 else self.coverage[:, :, None]
+        return np.broadcast_to(cov, (n_c, n_r, n_p))
+
     def allowed(self) -> B:
         """(C,R,P,S) cells that may carry attempts: enabled, covered, callable, supplied."""
         cps = np.minimum(self.cps, self.cap_cps)
         carrier_ok = self.enabled & (cps > 0) & (self.channels > 0)
-        ok = (carrier_ok[:, None] & self.coverage)[:, :, None, None] & self.callable[
+        ok = (carrier_ok[:, None, None] & self.coverage_crp())[..., None] & self.callable[
             None, :, None, :
         ]
         ok = ok & (self.supply > 0)[None, :, :, None]
@@ -528,7 +534,7 @@ def check_allocation(
     allowed = data.allowed()
     masks = (
         ("disabled carrier", ~data.enabled[:, None, None, None]),
-        ("uncovered region", ~data.coverage[:, :, None, None]),
+        ("uncovered region", ~data.coverage_crp()[..., None]),
         ("outside calling window", ~data.callable[None, :, None, :]),
     )
     for name, mask in masks:
@@ -653,7 +659,7 @@ def _segments(data: AllocationData) -> tuple[NDArray[np.int64], NDArray[np.int64
         np.broadcast_to(data.value_mxn, (n_r, n_p)).reshape(k, 1),
         data.handle_s.reshape(k, 1),
         np.repeat(data.callable, n_p, axis=0).astype(float),
-        np.repeat(data.coverage.T, n_p, axis=0).astype(float),
+        np.moveaxis(data.coverage_crp(), 0, -1).reshape(k, n_c).astype(float),
     ]
     if data.supply_per_slot is not None:
         parts += [data.supply.reshape(k, 1), data.supply_per_slot.reshape(k, n_s)]

@@ -240,6 +240,42 @@ class ContactModel:
             )
         return self
 
+    def forget(self, carrier: int, keep: float = 0.05) -> ContactModel:
+        """Keep only `keep` of everything learnt about `carrier` (its answer rate changed).
+
+        Its estimates fall back towards the tree above it and relearn from fresh outcomes
+        at the rate its traffic brings them, instead of waiting out the half-life.
+        """
+        self._check_fitted()
+        if not 0.0 <= keep <= 1.0:
+            raise ValueError(f"keep must be in [0, 1], got {keep!r}")
+        dims = self._dims()
+        per_carrier = self.level_sizes()[0] // int(dims[0])
+        self.counts_[carrier * per_carrier:(carrier + 1) * per_carrier] *= keep
+        n_net = int(dims[3])
+        self.ring_[carrier * n_net:(carrier + 1) * n_net] *= keep
+        self._tree_stale = True
+        return self
+
+    def rescale_human(self, carrier: int, ratio: float) -> ContactModel:
+        """Multiply everything learnt about `carrier`'s human answers by `ratio`.
+
+        For a detected change point (see `optimizer.drift`): the route's rate moved by a
+        factor, everywhere at once, so its counts are moved with it instead of being
+        forgotten (forgetting would pull it back to its parents' rate, not to the new one).
+        """
+        self._check_fitted()
+        if not (ratio >= 0 and math.isfinite(ratio)):
+            raise ValueError(f"ratio must be finite and >= 0, got {ratio!r}")
+        dims = self._dims()
+        per_carrier = self.level_sizes()[0] // int(dims[0])
+        rows = self.counts_[carrier * per_carrier:(carrier + 1) * per_carrier]
+        human = np.minimum(rows[:, 2] * ratio, rows[:, 0] - rows[:, 3])
+        rows[:, 1] += human - rows[:, 2]
+        rows[:, 2] = human
+        self._tree_stale = True
+        return self
+
     def warm_start(
         self,
         paths: str | PathLike[str] | Iterable[str | PathLike[str]],

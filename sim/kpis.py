@@ -204,3 +204,46 @@ def compute(rec: DayRecord) -> dict:
         "per_carrier": per_carrier,
         "per_hour": per_hour,
     }
+
+
+def carrier_share_by_minute(rec: DayRecord, carrier: int) -> tuple[np.ndarray, np.ndarray]:
+    """Attempts launched on `carrier` and in all, per minute of the agents' day."""
+    minute = (rec.log.t_start // 60).astype(np.int64)
+    n = int(np.ceil(rec.clock.end_s / 60.0))
+    keep = minute < n
+    total = np.bincount(minute[keep], minlength=n).astype(float)
+    on = np.bincount(minute[keep & (rec.log.carrier == carrier)], minlength=n).astype(float)
+    return on, total
+
+
+def drift_response(
+    rec: DayRecord, carrier: int, t0_min: int, t1_min: int | None = None
+) -> dict[str, float]:
+    """A carrier's share of attempts around an incident from minute t0 to t1 (attempt log).
+
+    before: the 30 min before t0; by_min: per-minute-window shares after t0 (the first
+    5-min window at or below half of `before` gives `halved_after_min`); after recovery,
+    the first 5-min window back at or above half of `before` gives `back_after_min`.
+    """
+    on, total = carrier_share_by_minute(rec, carrier)
+
+    def share(a: int, b: int) -> float:
+        a, b = max(a, 0), min(b, len(on))
+        return float(on[a:b].sum() / total[a:b].sum()) if total[a:b].sum() else float("nan")
+
+    before = share(t0_min - 30, t0_min)
+    out = {"before": before, "halved_after_min": float("nan"), "back_after_min": float("nan")}
+    end = len(on) if t1_min is None else t1_min
+    for m in range(t0_min, end - 4):
+        if share(m, m + 5) <= 0.5 * before:
+            out["halved_after_min"] = float(m + 5 - t0_min)
+            out["share_halved"] = share(m, m + 5)
+            break
+    out["share_5_10_min"] = share(t0_min + 5, t0_min + 10)
+    if t1_min is not None:
+        for m in range(t1_min, len(on) - 4):
+            if share(m, m + 5) >= 0.5 * before:
+                out["back_after_min"] = float(m + 5 - t1_min)
+                break
+        out["share_25_30_min_after_end"] = share(t1_min + 25, t1_min + 30)
+    return out

@@ -38,6 +38,9 @@ def tables(k: dict) -> list[Table]:
                 "abandon_rate_24h_max", "occupancy", "agent_hours", "cost", "cost_per_contact",
                 "value", "violations_total"):
         overall.add_row(key, _fmt(k[key]))
+    if "oracle_gap" in k:
+        overall.add_row("oracle contacts", _fmt(k["oracle"]["contacts"]))
+        overall.add_row("gap to oracle", f"{k['oracle_gap']:.1%}")
 
     carriers = Table(title="per carrier")
     for col in ("carrier", "attempts", "share", "ASR", "contacts", "contact rate", "cost MXN",

@@ -7,6 +7,7 @@ progress), grows buffers if ever needed, and returns the raw record of the day.
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -20,6 +21,17 @@ from sim.structs import as_structs
 from sim.world import Clock, build_world, clock_for
 
 EPOCH_S = 600.0  # virtual seconds between returns to Python (progress, policy hooks)
+
+
+class Controller(Protocol):
+    """A policy hook run between epochs (the optimiser's loop): it may rewrite the dialer's
+    decision arrays in place (e.g. `weights`); the event loop itself stays policy-free."""
+
+    epoch_s: float  # how often it wants to be called, virtual seconds
+
+    def on_epoch(self, now_s: float, finished, log: Log, n_launched: int,
+                 dialer: Dialer) -> None:
+        """`finished`: indices of the log rows whose attempt ended since the last call."""
 
 
 @dataclass
@@ -36,6 +48,7 @@ class DayRecord:
     floor: Floor
     log: Log  # one row per attempt, trimmed
     t_close_s: float  # when the last call ended
+    controller: Any = None  # the policy hook that ran, if any (its plans, model, alarms)
 
 
 def _trim(log: Log, n: int) -> Log:
@@ -47,8 +60,15 @@ def simulate(
     policy: PolicySpec | str | None = None,
     seed: int | None = None,
     progress: Callable[[float, float], None] | None = None,
+    controller: Controller | None = None,
+    history=None,
 ) -> DayRecord:
-    """Simulate the scenario's day under `policy` (a name of scenario.policies or a spec)."""
+    """Simulate the scenario's day under `policy` (a name of scenario.policies or a spec).
+
+    Routing `optimizer` / `oracle` bring their controller (`sim.controller`); `history`
+    (Parquet day files) warm-starts the optimiser's model. A `controller` given here is used
+    instead.
+    """
     if policy is None:
         policy = scenario.default_policy
     if isinstance(policy, str):
@@ -60,6 +80,10 @@ def simulate(
     leads = generate(scenario, seed)
     world = build_world(scenario, leads, seed, clock)
     dialer = new_dialer(op, campaign, policy, leads)
+    if controller is None and policy.routing in ("optimizer", "oracle"):
+        from sim.controller import for_policy
+
+        controller = for_policy(policy, scenario, leads, world, clock, history, seed)
 
     callable_leads = dialer.state != hopper.DONE
     cap = np.minimum(
@@ -67,6 +91,7 @@ def simulate(
         campaign.retry.max_attempts_per_7d - dialer.attempts_7d.astype(np.int64),
     )
     log = kernel.new_log(int(np.clip(cap, 0, None)[callable_leads].sum()) + 16)
+    log.outcome[:] = -1  # unfinished attempts (the controller feeds only finished ones)
     max_calls = int(world.channels.sum()) + 16
     n_agents = int(world.agents_sched.max())
     floor = kernel.new_floor(n_agents, len(op.carriers), max_calls, clock.n_minutes, world.cps)
@@ -76,11 +101,23 @@ def simulate(
     structs = as_structs(world, dialer, floor, log)
     t = 0.0
     horizon = 60.0 * clock.n_minutes  # the day plus its drain margin
+    epoch = EPOCH_S if controller is None else controller.epoch_s
+    pending = np.zeros(0, np.int64)  # log rows launched, not yet finished
+    n_seen = 0
+    if controller is not None:
+        controller.on_epoch(0.0, pending, log, 0, dialer)
     while floor.ev_meta[0] > 0:
-        t_stop = t + EPOCH_S
+        t_stop = t + epoch
         if kernel.run_until(*structs, t_stop) < 0:
             raise RuntimeError("event heap or attempt log overflow: sizing bug")
         t = t_stop
+        if controller is not None:
+            n_now = int(floor.counters[kernel.K_LOG])
+            pending = np.concatenate([pending, np.arange(n_seen, n_now)])
+            n_seen = n_now
+            done = log.outcome[pending] >= 0
+            controller.on_epoch(t, pending[done], log, n_now, dialer)
+            pending = pending[~done]
         if progress is not None:
             progress(min(t, clock.end_s), clock.end_s)
         if t > horizon:
@@ -91,5 +128,5 @@ def simulate(
     return DayRecord(
         scenario=scenario, policy=policy, seed=seed, clock=clock, leads=leads, world=world,
         dialer=dialer, floor=floor, log=_trim(log, int(floor.counters[kernel.K_LOG])),
-        t_close_s=t_close,
+        t_close_s=t_close, controller=controller,
     )

