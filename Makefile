@@ -5,10 +5,11 @@ PYTEST = $(PY) -m pytest
 .PHONY: install demo test test-slow bench lint
 
 # Installs the package with its test tools and warms the Numba cache, so the
-# first real run loads compiled kernels instead of compiling them.
+# first real run loads compiled kernels instead of compiling them: a small day
+# under the whole policy compiles every kernel (simulator, dialer, model, pricing).
 install:
 	$(PY) -m pip install -q -e '.[dev]'
-	$(PY) -m smartdial sim run configs/scenarios/small.yaml --quiet --report none --json > /dev/null
+	$(PY) -m smartdial sim run configs/scenarios/small.yaml --policy smartdial --quiet --report none --json > /dev/null
 
 demo: install
 	$(PY) -m smartdial sim run

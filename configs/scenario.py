@@ -169,6 +169,7 @@ def _default_policies() -> dict[str, PolicySpec]:
         "predictive": PolicySpec(pacing="predictive", routing="static", leads="value"),
         "optimizer": PolicySpec(pacing="adaptive", routing="optimizer"),
         "oracle": PolicySpec(pacing="adaptive", routing="oracle"),
+        "smartdial": PolicySpec(pacing="predictive", routing="optimizer", leads="value"),
     }
 
 

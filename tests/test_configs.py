@@ -97,7 +97,10 @@ def test_shipped_scenarios_load_with_their_operation(scenario):
     assert scenario.date == dt.date(2026, 11, 23) and scenario.date.weekday() == 0
     assert scenario.portfolio.leads == 400_000
     assert scenario.campaign_config.name == "cobranza-temprana"
-    assert scenario.policy == scenario.policies["baseline"]
+    # The shipped day runs the whole product by default.
+    assert scenario.policy == scenario.policies["smartdial"]
+    assert (scenario.policy.pacing, scenario.policy.routing, scenario.policy.leads) == (
+        "predictive", "optimizer", "value")
     kinds = {i.kind for i in scenario.truth.incidents}
     assert kinds == {"answer_rate", "outage", "agents_logoff"}
 
@@ -111,7 +114,7 @@ def test_small_scenario_is_small_and_uses_the_default_policies():
     assert agents.agent_hours() == pytest.approx(20 * 4)
     assert set(small.policies) == {
         "baseline", "progressive", "ratio", "poisson", "cheapest", "predictive", "optimizer",
-        "oracle",
+        "oracle", "smartdial",
     }
 
 
