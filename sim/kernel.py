@@ -13,6 +13,7 @@ from numba import njit
 
 from dialer import hopper, pacing, routing
 from sim import draws, events
+from sim.borrowed import borrow
 from smartdial.outcomes import (
     ABANDONED,
     BUSY,
@@ -523,10 +524,13 @@ def _tick(w, d, f, log, now):
 
 
 @njit(cache=True)
-def run_until(w, d, f, log, t_stop):
+def run_until(world, dialer, floor, attempts, t_stop):
     """Advance the world to t_stop (exclusive). Returns the number of events fired,
     or -1 if the event heap or attempt log filled up (the caller grows and resumes).
     """
+    # Borrowed views: handing a StructRef to each helper would count a reference
+    # (atomic) per pass; the four StructRefs outlive this call.
+    w, d, f, log = borrow(world), borrow(dialer), borrow(floor), borrow(attempts)
     qt = f.ev_t
     qkey = f.ev_key
     meta = f.ev_meta
