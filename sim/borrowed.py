@@ -5,7 +5,9 @@ call. Numba's lowering counts a reference each time a StructRef is copied or
 passed to a helper (an atomic increment and decrement of its meminfo), which
 was about a quarter of the loop's time. A borrowed view carries no meminfo, so
 there is nothing to count: it is valid while the StructRef it came from is
-alive (`borrow` in `sim.kernel.run_until`, for the length of that call). Numba only.
+alive (`borrow` in `sim.kernel.run_until`, for the length of that call), and
+so are the arrays read from it: they too come without an owner, so they must
+not outlive the view. Numba only.
 """
 
 from numba.core import cgutils, types
@@ -47,7 +49,15 @@ def _borrowed_getattr(context, builder, typ, val, attr):
     data = cgutils.create_struct_proxy(typ.ref_type.get_data_type())(
         context, builder, ref=val
     )
-    return impl_ret_borrowed(context, builder, typ.ref_type.field_dict[attr], getattr(data, attr))
+    ty = typ.ref_type.field_dict[attr]
+    value = getattr(data, attr)
+    if isinstance(ty, types.Array):
+        # The twins' arrays have no owner (sim.structs); a constant null meminfo
+        # tells LLVM so, and the reference counting around the array folds away.
+        arr = context.make_array(ty)(context, builder, value=value)
+        arr.meminfo = cgutils.get_null_value(arr.meminfo.type)
+        value = arr._getvalue()
+    return impl_ret_borrowed(context, builder, ty, value)
 
 
 @intrinsic
