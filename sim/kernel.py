@@ -254,7 +254,7 @@ def _connect(w, f, log, call, agent, now):
     log.agent[row] = agent
     talk = draws.sample(w.dists[D_HANDLE], w.keys[draws.HANDLE], lead, att * 64)
     log.conn_s[row] = (now - f.call_t[call]) + talk
-    events.push(f.ev_t, f.ev_key, f.ev_meta, now + talk, E_CALL_END, call)
+    events.add(f.ev_t, f.ev_key, f.ev_meta, now + talk, E_CALL_END, call)
 
 
 @njit(cache=True, inline="always")
@@ -296,7 +296,7 @@ def _launch(w, d, f, log, lead, c, now):
     if over or not w.carrier_up[c, minute]:
         k[K_REJECTED] += 1
         f.call_t[call] = -1.0 - CONGESTION
-        events.push(f.ev_t, f.ev_key, f.ev_meta, now, E_RING_END, call)
+        events.add(f.ev_t, f.ev_key, f.ev_meta, now, E_RING_END, call)
         return True
     routing.cps_record(f.trunk_window, w.cps, c, now)
 
@@ -329,7 +329,7 @@ def _launch(w, d, f, log, lead, c, now):
         signal = draws.sample(w.dists[D_FAIL], w.keys[draws.FAIL_SIGNAL], lead, att * 64)
         ring = min(signal, timeout)
     f.call_t[call] = -1.0 - outcome  # the pending outcome, until the ring ends
-    events.push(f.ev_t, f.ev_key, f.ev_meta, now + ring, E_RING_END, call)
+    events.add(f.ev_t, f.ev_key, f.ev_meta, now + ring, E_RING_END, call)
     return True
 
 
@@ -364,12 +364,12 @@ def _ring_end(w, d, f, log, call, now):
             k[K_WAITING] += 1
             patience = draws.sample(w.dists[D_PATIENCE], w.keys[draws.PATIENCE], lead, att * 64)
             f.call_due[call] = now + patience
-            events.push(f.ev_t, f.ev_key, f.ev_meta, now + patience, E_PATIENCE, call)
+            events.add(f.ev_t, f.ev_key, f.ev_meta, now + patience, E_PATIENCE, call)
     elif outcome == MACHINE:
         f.call_state[call] = C_MACHINE
         detect = draws.sample(w.dists[D_DETECT], w.keys[draws.DETECT], lead, att * 64)
         log.conn_s[row] = detect
-        events.push(f.ev_t, f.ev_key, f.ev_meta, now + detect, E_CALL_END, call)
+        events.add(f.ev_t, f.ev_key, f.ev_meta, now + detect, E_CALL_END, call)
     else:
         _finish(w, d, f, log, call, outcome, now)
 
@@ -440,7 +440,7 @@ def _call_end(w, d, f, log, call, now):
     f.agent_call[agent] = -1
     _agent_move(f, agent, A_WRAP, now)
     wrap = draws.sample(w.dists[D_WRAP], w.keys[draws.WRAP], lead, att * 64)
-    events.push(f.ev_t, f.ev_key, f.ev_meta, now + wrap, E_WRAP_END, agent)
+    events.add(f.ev_t, f.ev_key, f.ev_meta, now + wrap, E_WRAP_END, agent)
 
 
 @njit(cache=True, inline="always")
@@ -545,7 +545,7 @@ def run_until(world, dialer, floor, attempts, t_stop):
         if kind == E_TICK:
             if now < end:
                 _tick(w, d, f, log, now)
-                events.push(qt, qkey, meta, now + tick_s, E_TICK, 0)
+                events.add(qt, qkey, meta, now + tick_s, E_TICK, 0)
         elif kind == E_RING_END:
             _ring_end(w, d, f, log, ref, now)
         elif kind == E_CALL_END:
@@ -566,7 +566,7 @@ def run_until(world, dialer, floor, attempts, t_stop):
                 s[S_RINGING] = k[K_RINGING]
                 s[S_WAITING] = k[K_WAITING]
             if now < end:
-                events.push(qt, qkey, meta, now + 60.0, E_MINUTE, m + 1)
+                events.add(qt, qkey, meta, now + 60.0, E_MINUTE, m + 1)
         if meta[0] >= qt.shape[0] - 8 or k[K_LOG] >= log.lead.shape[0]:
             return -1
     return fired
