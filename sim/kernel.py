@@ -504,14 +504,29 @@ def _tick(w, d, f, log, now):
     cps_window, cps, weights, credit, rr, cost_order = (
         d.cps_window, d.cps, d.weights, d.credit, d.rr, d.cost_order
     )
+    oldest = lead_kind == hopper.OLDEST and n > 0
+    if oldest:  # the same picks as next_lead, one scan per tick (see hopper.oldest_keys)
+        keys = np.empty(n_groups)
+        hopper.oldest_keys(q_head, q_size, n_groups, group_region, region_open, enq_t, minute,
+                           keys)
+        cb = hopper.due_callback(q_head, q_size, n_groups, region_open, ready_at, minute, now)
     for _ in range(n):
-        g = hopper.next_lead(
-            lead_kind, q_head, q_size, n_groups, group_region, region_open, enq_t, minute, now,
-            ready_at, local_hour, contact_p, contact_n, value, peak, hop, hop_params,
-        )
+        if oldest:
+            g = cb if cb >= 0 else hopper.oldest_of(keys)
+        else:
+            g = hopper.next_lead(
+                lead_kind, q_head, q_size, n_groups, group_region, region_open, enq_t, minute,
+                now, ready_at, local_hour, contact_p, contact_n, value, peak, hop, hop_params,
+            )
         if g < 0:
             break
         lead = hopper.dequeue(q_head, q_tail, q_size, nxt, g)
+        if oldest:
+            if g == cb:
+                cb = hopper.due_callback(q_head, q_size, n_groups, region_open, ready_at, minute,
+                                         now)
+            else:
+                hopper.rekey(keys, q_head, q_size, enq_t, g)
         c = routing.pick_carrier(
             route_kind, region[lead], product[lead], network[lead], now,
             channels_used, channels, enabled, coverage, cps_window, cps,
