@@ -474,7 +474,10 @@ def _observe(d, f):
     o[pacing.O_PENDING_LOGOFF] = k[K_PENDING_LOGOFF]
 
 
-@njit(cache=True)
+# error_model="numpy" on the loop and the pacing decision (and the helpers
+# inlined into them): no check-and-raise branch around each division and
+# modulo. No divisor there is ever zero, so the results are the same.
+@njit(cache=True, error_model="numpy")
 def _tick(w, d, f, log, now):
     """A pacing decision: ask pacing how many, hopper which, routing where."""
     k = f.counters
@@ -538,7 +541,7 @@ def _tick(w, d, f, log, now):
     k[K_TICK] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def run_until(world, dialer, floor, attempts, t_stop):
     """Advance the world to t_stop (exclusive). Returns the number of events fired,
     or -1 if the event heap or attempt log filled up (the caller grows and resumes).
