@@ -62,7 +62,10 @@ def _borrowed_getattr(context, builder, typ, val, attr):
 
 @intrinsic
 def borrow(typingctx, struct):
-    """A borrowed view of `struct` (a StructRef); valid while `struct` is alive."""
+    """A borrowed view of `struct` (a StructRef); valid while `struct` is alive.
+    A view is returned as it is, so functions can take either."""
+    if isinstance(struct, Borrowed):
+        return struct(struct), lambda context, builder, sig, args: args[0]
     if not isinstance(struct, types.StructRef):
         return None
 

@@ -591,7 +591,8 @@ def run_until(world, dialer, floor, attempts, t_stop):
 
 
 @njit(cache=True)
-def close_books(f, now):
+def close_books(floor, now):
     """End of day: close every agent's open time spell at `now`."""
+    f = borrow(floor)  # the loop's type: its helpers are compiled once, not twice
     for a in range(f.agent_state.shape[0]):
         _agent_move(f, a, f.agent_state[a], now)
