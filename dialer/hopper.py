@@ -199,6 +199,52 @@ def next_lead(
     return best
 
 
+# OLDEST within one decision. Between two picks of a tick only the queue just
+# dequeued changes (`now` and the minute stay put, and leads return to queues
+# only when attempts end), so a tick scans the groups once and then re-reads
+# one head per pick: `next_lead` rescanned every group and callback queue for
+# each line, most of a full floor's pick time.
+
+
+@njit(cache=True)
+def oldest_keys(head, size, n_groups, group_region, region_open, enq_t, minute, keys):
+    """keys[g] = the wait key of group g's head if g can be dialled at `minute`, else inf."""
+    for g in range(n_groups):
+        if size[g] == 0 or not region_open[group_region[g], minute]:
+            keys[g] = np.inf
+        else:
+            keys[g] = enq_t[head[g]]
+
+
+@njit(cache=True)
+def due_callback(head, size, n_groups, region_open, ready_at, minute, now):
+    """The first region's queue holding a callback due now in an open region, or -1."""
+    cb0 = n_groups + N_RETRY
+    for r in range(region_open.shape[0]):
+        q = cb0 + r
+        if size[q] > 0 and ready_at[head[q]] <= now and region_open[r, minute]:
+            return q
+    return -1
+
+
+@njit(cache=True, inline="always")
+def oldest_of(keys):
+    """The group with the smallest wait key (the first on ties), or -1 if none is open."""
+    best = -1
+    best_key = np.inf
+    for g in range(keys.shape[0]):
+        if keys[g] < best_key:
+            best_key = keys[g]
+            best = g
+    return best
+
+
+@njit(cache=True, inline="always")
+def rekey(keys, head, size, enq_t, g):
+    """Group g (open) was just dequeued: its key is its new head's."""
+    keys[g] = enq_t[head[g]] if size[g] > 0 else np.inf
+
+
 @njit(cache=True)
 def learn(contact_p, contact_n, g, hour, human, prior_n):
     """Running estimate of P(human answer) for a group at a local hour."""

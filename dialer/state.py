@@ -86,6 +86,22 @@ def cost_order(operation) -> np.ndarray:
     return np.argsort(np.array(key), kind="stable").astype(np.int64)
 
 
+def _chain(q_head, q_tail, q_size, nxt, queue, leads) -> None:
+    """Link `leads` into their empty queues `queue`, each queue in the leads' order.
+
+    The same lists as enqueueing them one by one (`hopper.enqueue`), in NumPy:
+    `queue` must be grouped (all of a queue's leads together).
+    """
+    if not leads.size:
+        return
+    same = queue[1:] == queue[:-1]
+    nxt[leads[:-1][same]] = leads[1:][same]
+    nxt[leads[np.r_[~same, True]]] = -1
+    q_head[queue[np.r_[True, ~same]]] = leads[np.r_[True, ~same]]
+    q_tail[queue[np.r_[~same, True]]] = leads[np.r_[~same, True]]
+    q_size += np.bincount(queue, minlength=q_size.size)
+
+
 def new_dialer(operation, campaign, policy, leads) -> Dialer:
     """Decision state for one campaign.
 
@@ -136,24 +152,16 @@ def new_dialer(operation, campaign, policy, leads) -> Dialer:
     ready_at = np.where(promised, callback_s, 0.0)
     # Oldest first: fresh leads by days past due, the oldest debt first.
     enq_t = -leads.days_past_due.astype(np.float64)
-    order = np.lexsort((enq_t, group))  # by group, then most days past due
+    # By group, then most days past due; one stable sort on a packed int64 key
+    # (days past due fit in 16 bits) gives lexsort's order several times faster.
+    order = np.argsort((group.astype(np.int64) << 16) - leads.days_past_due, kind="stable")
     order = order[~(barred | promised)[order]]
-    if order.size:
-        g = group[order]
-        same = g[1:] == g[:-1]
-        nxt[order[:-1][same]] = order[1:][same]
-        starts = np.r_[True, ~same]
-        ends = np.r_[~same, True]
-        q_head[g[starts]] = order[starts]
-        q_tail[g[ends]] = order[ends]
-        q_size[:n_groups] = np.bincount(g, minlength=n_groups)
+    _chain(q_head, q_tail, q_size, nxt, group[order].astype(np.int64), order)
     # Promised callbacks: per region, in callback-time order.
     cb = np.flatnonzero(promised)
     cb = cb[np.lexsort((callback_s[cb], leads.region[cb]))]
-    for lead in cb:
-        hopper.enqueue(
-            q_head, q_tail, q_size, nxt, n_groups + N_OUTCOMES + int(leads.region[lead]), lead
-        )
+    _chain(q_head, q_tail, q_size, nxt, n_groups + N_OUTCOMES + leads.region[cb].astype(np.int64),
+           cb)
     product_value = np.array([p.contact_value_mxn for p in operation.products], float)
     prior = PRIOR_CONTACT_P * PRIOR_DECAY ** (np.arange(n_groups) % n_ab)
 

@@ -13,8 +13,11 @@ from numba import njit
 ANSWER, RING, FAIL_SIGNAL, HANDLE, WRAP, PATIENCE, DETECT, PACE = range(8)
 N_PURPOSES = 8
 
-# Distribution kinds (configs Distribution.kind), rows are (kind, mean_s, sd_s).
+# Distribution kinds (configs Distribution.kind), rows are (kind, mean_s, sd_s,
+# mu, sigma): mu and sigma, a lognormal's log-space parameters, filled in by
+# `dist_rows` once rather than recomputed (two logs and a root) per draw.
 EXPONENTIAL, LOGNORMAL, GAMMA, FIXED = range(4)
+DIST_WIDTH = 5
 DIST_CODES = {"exponential": EXPONENTIAL, "lognormal": LOGNORMAL, "gamma": GAMMA, "fixed": FIXED}
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -77,8 +80,27 @@ def _gamma(shape, key, a, b):
 
 
 @njit(cache=True)
+def dist_rows(spec):
+    """Rows of (kind, mean_s, sd_s) completed with their lognormal mu and sigma.
+
+    In Numba, so that the parameters are bit for bit what `sample` computed per
+    draw before they were stored.
+    """
+    rows = np.zeros((spec.shape[0], DIST_WIDTH))
+    for i in range(spec.shape[0]):
+        kind, mean, sd = spec[i, 0], spec[i, 1], spec[i, 2]
+        rows[i, 0], rows[i, 1], rows[i, 2] = kind, mean, sd
+        if int(kind) == LOGNORMAL:
+            s2 = np.log(1.0 + (sd / mean) ** 2)
+            rows[i, 3] = np.log(mean) - 0.5 * s2
+            rows[i, 4] = np.sqrt(s2)
+    return rows
+
+
+@njit(cache=True)
 def sample(dist, key, a, b):
-    """A draw in seconds from dist = (kind, mean_s, sd_s) for counters (a, b).
+    """A draw in seconds from a `dist_rows` row (kind, mean_s, sd_s, mu, sigma) for
+    counters (a, b).
 
     b should step by 64 between independent draws of the same purpose.
     """
@@ -90,7 +112,6 @@ def sample(dist, key, a, b):
     if kind == EXPONENTIAL:
         return -mean * np.log(uniform(key, a, b))
     if kind == LOGNORMAL:
-        s2 = np.log(1.0 + (sd / mean) ** 2)
-        return np.exp(np.log(mean) - 0.5 * s2 + np.sqrt(s2) * _normal(key, a, b))
+        return np.exp(dist[3] + dist[4] * _normal(key, a, b))
     shape = (mean / sd) ** 2
     return _gamma(shape, key, a, b) * (sd * sd / mean)

@@ -32,11 +32,11 @@ def new_queue(capacity: int) -> EventQueue:
 # costs a reference-count update per array per call, which dominated the loop.
 
 
-# Explicit signature: Python and the kernel call it with differently typed
-# (literal, int, np.int64) arguments; one compiled version serves them all.
-@njit("boolean(float64[::1], int64[::1], int64[::1], float64, int64, int64)", cache=True)
-def push(qt, qkey, meta, t, kind, ref):
-    """Schedule event `kind` about `ref` at time t. Returns False when full."""
+# The kernel's calls are inlined: no call per event, and the heap's arrays
+# stay in registers across the event loop.
+@njit(cache=True, inline="always")
+def add(qt, qkey, meta, t, kind, ref):
+    """`push` for Numba callers."""
     n = meta[0]
     if n >= qt.shape[0]:
         return False
@@ -56,7 +56,15 @@ def push(qt, qkey, meta, t, kind, ref):
     return True
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+# Explicit signature: Python calls it with differently typed (literal, int,
+# np.int64) arguments; one compiled version serves them all.
+@njit("boolean(float64[::1], int64[::1], int64[::1], float64, int64, int64)", cache=True)
+def push(qt, qkey, meta, t, kind, ref):
+    """Schedule event `kind` about `ref` at time t. Returns False when full."""
+    return add(qt, qkey, meta, t, kind, ref)
+
+
+@njit(cache=True, inline="always")
 def pop(qt, qkey, meta):
     """Remove the earliest event; returns (t, kind, ref). The queue must not be empty."""
     t0 = qt[0]

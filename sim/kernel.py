@@ -13,6 +13,7 @@ from numba import njit
 
 from dialer import hopper, pacing, routing
 from sim import draws, events
+from sim.borrowed import borrow
 from smartdial.outcomes import (
     ABANDONED,
     BUSY,
@@ -253,7 +254,7 @@ def _connect(w, f, log, call, agent, now):
     log.agent[row] = agent
     talk = draws.sample(w.dists[D_HANDLE], w.keys[draws.HANDLE], lead, att * 64)
     log.conn_s[row] = (now - f.call_t[call]) + talk
-    events.push(f.ev_t, f.ev_key, f.ev_meta, now + talk, E_CALL_END, call)
+    events.add(f.ev_t, f.ev_key, f.ev_meta, now + talk, E_CALL_END, call)
 
 
 @njit(cache=True, inline="always")
@@ -295,7 +296,7 @@ def _launch(w, d, f, log, lead, c, now):
     if over or not w.carrier_up[c, minute]:
         k[K_REJECTED] += 1
         f.call_t[call] = -1.0 - CONGESTION
-        events.push(f.ev_t, f.ev_key, f.ev_meta, now, E_RING_END, call)
+        events.add(f.ev_t, f.ev_key, f.ev_meta, now, E_RING_END, call)
         return True
     routing.cps_record(f.trunk_window, w.cps, c, now)
 
@@ -328,7 +329,7 @@ def _launch(w, d, f, log, lead, c, now):
         signal = draws.sample(w.dists[D_FAIL], w.keys[draws.FAIL_SIGNAL], lead, att * 64)
         ring = min(signal, timeout)
     f.call_t[call] = -1.0 - outcome  # the pending outcome, until the ring ends
-    events.push(f.ev_t, f.ev_key, f.ev_meta, now + ring, E_RING_END, call)
+    events.add(f.ev_t, f.ev_key, f.ev_meta, now + ring, E_RING_END, call)
     return True
 
 
@@ -363,12 +364,12 @@ def _ring_end(w, d, f, log, call, now):
             k[K_WAITING] += 1
             patience = draws.sample(w.dists[D_PATIENCE], w.keys[draws.PATIENCE], lead, att * 64)
             f.call_due[call] = now + patience
-            events.push(f.ev_t, f.ev_key, f.ev_meta, now + patience, E_PATIENCE, call)
+            events.add(f.ev_t, f.ev_key, f.ev_meta, now + patience, E_PATIENCE, call)
     elif outcome == MACHINE:
         f.call_state[call] = C_MACHINE
         detect = draws.sample(w.dists[D_DETECT], w.keys[draws.DETECT], lead, att * 64)
         log.conn_s[row] = detect
-        events.push(f.ev_t, f.ev_key, f.ev_meta, now + detect, E_CALL_END, call)
+        events.add(f.ev_t, f.ev_key, f.ev_meta, now + detect, E_CALL_END, call)
     else:
         _finish(w, d, f, log, call, outcome, now)
 
@@ -439,7 +440,7 @@ def _call_end(w, d, f, log, call, now):
     f.agent_call[agent] = -1
     _agent_move(f, agent, A_WRAP, now)
     wrap = draws.sample(w.dists[D_WRAP], w.keys[draws.WRAP], lead, att * 64)
-    events.push(f.ev_t, f.ev_key, f.ev_meta, now + wrap, E_WRAP_END, agent)
+    events.add(f.ev_t, f.ev_key, f.ev_meta, now + wrap, E_WRAP_END, agent)
 
 
 @njit(cache=True, inline="always")
@@ -473,7 +474,10 @@ def _observe(d, f):
     o[pacing.O_PENDING_LOGOFF] = k[K_PENDING_LOGOFF]
 
 
-@njit(cache=True)
+# error_model="numpy" on the loop and the pacing decision (and the helpers
+# inlined into them): no check-and-raise branch around each division and
+# modulo. No divisor there is ever zero, so the results are the same.
+@njit(cache=True, error_model="numpy")
 def _tick(w, d, f, log, now):
     """A pacing decision: ask pacing how many, hopper which, routing where."""
     k = f.counters
@@ -503,14 +507,29 @@ def _tick(w, d, f, log, now):
     cps_window, cps, weights, credit, rr, cost_order = (
         d.cps_window, d.cps, d.weights, d.credit, d.rr, d.cost_order
     )
+    oldest = lead_kind == hopper.OLDEST and n > 0
+    if oldest:  # the same picks as next_lead, one scan per tick (see hopper.oldest_keys)
+        keys = np.empty(n_groups)
+        hopper.oldest_keys(q_head, q_size, n_groups, group_region, region_open, enq_t, minute,
+                           keys)
+        cb = hopper.due_callback(q_head, q_size, n_groups, region_open, ready_at, minute, now)
     for _ in range(n):
-        g = hopper.next_lead(
-            lead_kind, q_head, q_size, n_groups, group_region, region_open, enq_t, minute, now,
-            ready_at, local_hour, contact_p, contact_n, value, peak, hop, hop_params,
-        )
+        if oldest:
+            g = cb if cb >= 0 else hopper.oldest_of(keys)
+        else:
+            g = hopper.next_lead(
+                lead_kind, q_head, q_size, n_groups, group_region, region_open, enq_t, minute,
+                now, ready_at, local_hour, contact_p, contact_n, value, peak, hop, hop_params,
+            )
         if g < 0:
             break
         lead = hopper.dequeue(q_head, q_tail, q_size, nxt, g)
+        if oldest:
+            if g == cb:
+                cb = hopper.due_callback(q_head, q_size, n_groups, region_open, ready_at, minute,
+                                         now)
+            else:
+                hopper.rekey(keys, q_head, q_size, enq_t, g)
         c = routing.pick_carrier(
             route_kind, region[lead], product[lead], network[lead], now,
             channels_used, channels, enabled, coverage, cps_window, cps,
@@ -522,11 +541,14 @@ def _tick(w, d, f, log, now):
     k[K_TICK] += 1
 
 
-@njit(cache=True)
-def run_until(w, d, f, log, t_stop):
+@njit(cache=True, error_model="numpy")
+def run_until(world, dialer, floor, attempts, t_stop):
     """Advance the world to t_stop (exclusive). Returns the number of events fired,
     or -1 if the event heap or attempt log filled up (the caller grows and resumes).
     """
+    # Borrowed views: handing a StructRef to each helper would count a reference
+    # (atomic) per pass; the four StructRefs outlive this call.
+    w, d, f, log = borrow(world), borrow(dialer), borrow(floor), borrow(attempts)
     qt = f.ev_t
     qkey = f.ev_key
     meta = f.ev_meta
@@ -541,7 +563,7 @@ def run_until(w, d, f, log, t_stop):
         if kind == E_TICK:
             if now < end:
                 _tick(w, d, f, log, now)
-                events.push(qt, qkey, meta, now + tick_s, E_TICK, 0)
+                events.add(qt, qkey, meta, now + tick_s, E_TICK, 0)
         elif kind == E_RING_END:
             _ring_end(w, d, f, log, ref, now)
         elif kind == E_CALL_END:
@@ -562,14 +584,15 @@ def run_until(w, d, f, log, t_stop):
                 s[S_RINGING] = k[K_RINGING]
                 s[S_WAITING] = k[K_WAITING]
             if now < end:
-                events.push(qt, qkey, meta, now + 60.0, E_MINUTE, m + 1)
+                events.add(qt, qkey, meta, now + 60.0, E_MINUTE, m + 1)
         if meta[0] >= qt.shape[0] - 8 or k[K_LOG] >= log.lead.shape[0]:
             return -1
     return fired
 
 
 @njit(cache=True)
-def close_books(f, now):
+def close_books(floor, now):
     """End of day: close every agent's open time spell at `now`."""
+    f = borrow(floor)  # the loop's type: its helpers are compiled once, not twice
     for a in range(f.agent_state.shape[0]):
         _agent_move(f, a, f.agent_state[a], now)

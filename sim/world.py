@@ -199,11 +199,11 @@ def build_world(scenario, leads: Leads, seed: int, clock: Clock) -> World:
     scalars[W_RING_TIMEOUT] = campaign.ring_timeout_s
     scalars[W_ABANDON_AFTER] = campaign.abandon_after_s
     scalars[W_END] = clock.end_s
-    dists = np.stack([
+    dists = draws.dist_rows(np.stack([
         _dist_row(d)
         for d in (truth.ring_time, truth.fail_signal_time, truth.handle_time, truth.wrap_up,
                   truth.patience, truth.machine_detect)
-    ])
+    ]))
     return World(
         # Per-lead facts keep the portfolio's narrow types: the event loop reads them
         # at random, and a smaller footprint stays in cache (float32 → float64 is exact).

@@ -87,3 +87,32 @@ def test_struct_twins_write_through_to_the_namedtuples_arrays(small):
     kernel.close_books(twins[2], 25.0)  # closes each agent's idle spell through the twin
     assert f.agent_idle_s.tolist() == [15.0, 15.0, 15.0]
     assert f.agent_since.tolist() == [25.0, 25.0, 25.0]
+
+
+def test_a_borrowed_twin_reads_and_writes_the_same_arrays_as_its_structref(small):
+    from numba import njit
+
+    from dialer.state import new_dialer
+    from sim import kernel
+    from sim.borrowed import borrow
+    from sim.portfolio import generate
+    from sim.structs import as_structs
+
+    @njit
+    def close_borrowed(floor, now):
+        f = borrow(floor)
+        kernel.close_books(f, now)
+        return f.agent_since.shape[0], f.counters[kernel.K_FREE_CALLS]
+
+    op = small.operation
+    clock = world.clock_for(small)
+    leads = generate(small, small.seed)
+    w = world.build_world(small, leads, small.seed, clock)
+    d = new_dialer(op, op.campaign(small.campaign), small.policies[small.default_policy], leads)
+    f = kernel.new_floor(3, len(op.carriers), 8, clock.n_minutes, w.cps)
+    f.agent_state[:] = kernel.A_WRAP
+    f.agent_since[:] = 4.0
+    twins = as_structs(w, d, f, kernel.new_log(8))
+    assert close_borrowed(twins[2], 10.0) == (3, 8)
+    assert f.agent_wrap_s.tolist() == [6.0, 6.0, 6.0]
+    assert f.agent_since.tolist() == [10.0, 10.0, 10.0]
