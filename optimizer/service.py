@@ -12,6 +12,7 @@ from os import PathLike
 import numpy as np
 
 from dialer import hopper, pacing
+from dialer.state import contact_table
 from optimizer.drift import ResidualCusum
 from optimizer.history import OutcomeBatch, read_history
 from optimizer.model import ContactModel
@@ -203,6 +204,36 @@ class LearningLoop(AllocationLoop):
             warm_start(self.model, history, self.t0_unix, half_life_s, history_half_life_s)
         else:
             self.model.partial_fit(OutcomeBatch.empty(), self.t0_unix)
+
+    def step(self, now_s: float, batch: OutcomeBatch, launched_t_s: np.ndarray,
+             launched_carrier: np.ndarray, dialer) -> None:
+        n_plans = self.planner.n_plans
+        super().step(now_s, batch, launched_t_s, launched_carrier, dialer)
+        if self.planner.n_plans != n_plans:
+            self.write_contact_table(now_s, dialer)
+
+    def write_contact_table(self, now_s: float, dialer) -> bool:
+        """Give the VALUE hopper the model's P(human) per (region, product, network, attempt
+        bucket, local hour), averaged over carriers by the dialer's current weights.
+
+        Written in place (the event loop shares the array); `contact_n` becomes the model's
+        own decayed attempts per cell, so only hours the model has seen can hold a group for
+        later. False when the dialer keeps no such table (OLDEST order, per-product shares).
+        """
+        n_c, n_r, n_p, n_n = self.frame.shape
+        table = contact_table(dialer)
+        shape = (n_r, n_p, n_n, N_ATTEMPT_BUCKETS, N_HOURS)
+        if int(dialer.kinds[2]) != hopper.VALUE or table.shape != shape \
+                or dialer.weights.shape != (n_r, n_p * n_n, n_c):
+            return False
+        now_unix = self.t0_unix + now_s
+        _, ph, _ = self.model.predict_table(now_unix)  # (C, R, P, N, H, A)
+        w = dialer.weights.reshape(n_r, n_p, n_n, n_c)
+        table[...] = np.einsum("rpnc,crpnha->rpnah", w, ph)
+        seen = self.model.decayed_counts(0, now_unix)[:, 0].reshape(ph.shape).sum(axis=0)
+        dialer.contact_n[...] = np.moveaxis(seen, 3, 4).reshape(dialer.contact_n.shape)
+        dialer.hop[0] = -1
+        return True
 
     def learn(self, now_s: float, batch: OutcomeBatch) -> None:
         if len(batch) == 0:

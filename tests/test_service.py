@@ -85,3 +85,32 @@ def test_a_carrier_whose_answer_rate_collapses_loses_share_after_a_replan(small,
     collapsed = _carrier_share(small, c)
     assert control[c] > 0.3
     assert collapsed[c] < 0.5 * control[c], (control, collapsed)
+
+
+def test_each_replan_writes_the_models_contact_table_into_a_value_hopper(small):
+    from dialer.state import contact_table
+
+    op = small.operation
+    campaign = op.campaign(small.campaign)
+    frame = day_frame(op, campaign, small.date)
+    rng = np.random.default_rng(3)
+    leads = _leads(op, rng)
+    policy = PolicySpec(pacing="predictive", routing="optimizer", leads="value")
+    dialer = new_dialer(op, campaign, policy, leads)
+    dialer.obs[pacing.O_LOGGED] = float(frame.agents.max())
+    loop = LearningLoop(frame, frame.start_utc.timestamp(), leads.region, leads.product,
+                        leads.network)
+    rate = np.full(frame.shape[0], 0.20)
+    batch, t_start, carrier = _outcomes(frame, loop.t0_unix, EPOCH_S, rng, rate)
+    loop.step(EPOCH_S, batch, t_start, carrier, dialer)  # the first plan
+    table = contact_table(dialer)
+    n_c, n_r, n_p, n_n = frame.shape
+    _, ph, _ = loop.model.predict_table(loop.t0_unix + EPOCH_S)
+    w = dialer.weights.reshape(n_r, n_p, n_n, n_c)
+    np.testing.assert_allclose(table, np.einsum("rpnc,crpnha->rpnah", w, ph))
+    assert dialer.hop[0] == -1
+    # Evidence only where the model saw attempts (decayed): this epoch's hours, bucket 0.
+    seen = dialer.contact_n.reshape(table.shape)
+    hours = np.unique(batch.slot)
+    assert 0.8 * len(batch) < seen[..., 0, hours].sum() <= len(batch)
+    assert seen[..., 1:, :].sum() == 0
