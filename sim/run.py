@@ -24,8 +24,9 @@ EPOCH_S = 600.0  # virtual seconds between returns to Python (progress, policy h
 
 
 class Controller(Protocol):
-    """A policy hook run between epochs (the optimiser's loop): it may rewrite the dialer's
-    decision arrays in place (e.g. `weights`); the event loop itself stays policy-free."""
+    """A policy hook run between epochs (`sim.controller`'s adapters to the optimiser service
+    loop, `optimizer.service`): it may rewrite the dialer's decision arrays in place (e.g.
+    `weights`); the event loop itself stays policy-free."""
 
     epoch_s: float  # how often it wants to be called, virtual seconds
 

@@ -1,0 +1,352 @@
+"""The optimiser service's decision loop: learn from outcomes, re-plan, write the dialer's shares.
+
+Shared by the live optimiser and the simulator; pure: no sockets, no clocks (`now_s` is an
+argument), no simulator imports — outcomes arrive as `OutcomeBatch`es, launches as arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from os import PathLike
+
+import numpy as np
+
+from dialer import hopper, pacing
+from dialer.state import contact_table
+from optimizer.drift import ResidualCusum
+from optimizer.history import OutcomeBatch, read_history
+from optimizer.model import ContactModel
+from optimizer.policy import N_HOURS, DayFrame, Planner, lead_segments, remaining_supply
+from smartdial.outcomes import ABANDONED, CONTACT
+
+N_ATTEMPT_BUCKETS = 4  # attempts before this one: 0, 1, 2, 3+
+
+
+class AllocationLoop:
+    """The planner driven once an epoch: re-plan when due, on alarm or when the plan went stale,
+    then split the current slot into the dialer's `weights`. Subclasses say where the contact
+    estimates come from (`estimates`).
+
+    Inputs each epoch are what the live engine has too: `now_s` (seconds from the frame's
+    start), newly finished attempts as an `OutcomeBatch`, the launched attempts' start times
+    (ascending) and carriers, and the `dialer.state.Dialer` arrays (state, attempts_day,
+    attempts_7d, enabled, obs; `weights` is written in place).
+    """
+
+    epoch_s = 60.0
+
+    def __init__(self, frame: DayFrame, t0_unix: float, region, product, network, *,
+                 replan_s: float = 900.0, slot_s: float = 1800.0, stale_change: float = 0.15,
+                 stale_sigmas: float = 2.0, min_stale_gap_s: float = 120.0) -> None:
+        self.frame = frame
+        self.planner = Planner(frame, slot_s=slot_s, replan_s=replan_s)
+        self.t0_unix = float(t0_unix)
+        self.segment = lead_segments(frame, region, product, network)
+        n_c, n_r, n_p, n_n = frame.shape
+        self.allowed_lines = np.repeat(frame.coverage[:, :, None, :], n_p, axis=2).reshape(
+            n_c, n_r, n_p * n_n
+        )
+        self.replan_now = False
+        self.n_replans_on_alarm = 0
+        self.n_replans_on_drift = 0
+        self.stale_change = stale_change
+        self.stale_sigmas = stale_sigmas
+        self.min_stale_gap_s = min_stale_gap_s
+
+    # -- what the dialer knows
+    def _supply(self, dialer) -> np.ndarray:
+        alive = dialer.state != hopper.DONE
+        return remaining_supply(self.frame, self.segment, alive, dialer.attempts_day,
+                                dialer.attempts_7d)
+
+    def _mix(self, dialer, minute: int) -> np.ndarray:
+        _, n_r, n_p, n_n = self.frame.shape
+        queued = (dialer.state == hopper.QUEUED).astype(float)
+        mix = np.bincount(self.segment, weights=queued, minlength=n_r * n_p * n_n)
+        return mix.reshape(n_r, n_p * n_n) * self.frame.callable[:, minute, None]
+
+    def _lead_weights(self, dialer, value: np.ndarray) -> np.ndarray:
+        """Mean of a per-lead value over the live leads of each (R, P, N) segment."""
+        _, n_r, n_p, n_n = self.frame.shape
+        alive = (dialer.state != hopper.DONE).astype(float)
+        k = n_r * n_p * n_n
+        num = np.bincount(self.segment, weights=alive * value, minlength=k)
+        den = np.bincount(self.segment, weights=alive, minlength=k)
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan).reshape(n_r, n_p, n_n)
+
+    def _dial_rate(self, now_s: float, launched_t_s: np.ndarray,
+                   window_s: float = 900.0) -> float:
+        """Attempts per second per scheduled agent over the last `window_s` (pacing's pace).
+
+        Before any history: the adaptive pacer's start level over a typical 25-s attempt.
+        """
+        n_launched = len(launched_t_s)
+        if now_s < 300.0 or n_launched == 0:
+            return self.frame.campaign.dialer.adaptive_start_level / 25.0
+        t0 = max(now_s - window_s, 0.0)
+        first = int(np.searchsorted(launched_t_s, t0))
+        m0, m1 = self.frame.minute(t0), self.frame.minute(now_s)
+        agent_s = self.frame.agents[m0:max(m1, m0 + 1)].sum() * 60.0
+        return (n_launched - first) / max(agent_s, 1.0)
+
+    # -- the loop
+    def estimates(self, now_s: float, dialer):  # -> p_human_hour, p_machine_hour, talk_s (P,)
+        raise NotImplementedError
+
+    def step(self, now_s: float, batch: OutcomeBatch, launched_t_s: np.ndarray,
+             launched_carrier: np.ndarray, dialer) -> None:
+        """One epoch: learn from `batch`, re-plan if needed, write `dialer.weights`."""
+        self.learn(now_s, batch)
+        if now_s >= self.frame.end_s:
+            return
+        minute = self.frame.minute(now_s)
+        pl = self.planner
+        if pl.due(now_s) or self.replan_now:
+            self._replan(now_s, launched_t_s, launched_carrier, dialer)
+        p_now = self.estimates_now(now_s, dialer)
+        if self._stale(now_s, p_now):
+            self._replan(now_s, launched_t_s, launched_carrier, dialer)
+            self.n_replans_on_drift += 1
+        allowed = self.allowed_lines & dialer.enabled[:, None, None]
+        w = pl.split(now_s, p_now, self._mix(dialer, minute), allowed,
+                     probe=self.probe(now_s, allowed))
+        dialer.weights[...] = w
+
+    def _replan(self, now_s, launched_t_s, launched_carrier, dialer) -> None:
+        pl = self.planner
+        ph, pm, talk = self.estimates(now_s, dialer)
+        done = np.bincount(np.asarray(launched_carrier).astype(np.int64),
+                           minlength=self.frame.shape[0]).astype(float)
+        n_r, n_q = self.frame.shape[1], self.frame.shape[2] * self.frame.shape[3]
+        queued = np.bincount(self.segment, weights=(dialer.state == hopper.QUEUED),
+                             minlength=n_r * n_q).reshape(n_r, n_q)
+        pl.replan(
+            now_s, ph, pm, self._supply(dialer), talk_s=talk,
+            agents_now=float(dialer.obs[pacing.O_LOGGED]) if now_s > 0 else None,
+            enabled=dialer.enabled.copy(), done_per_carrier=done,
+            expected_future_attempts=pl.expected_future_attempts(now_s),
+            queued=queued, attempts_per_agent_s=self._dial_rate(now_s, launched_t_s),
+        )
+        self.replan_now = False
+
+    def _stale(self, now_s: float, p_now: np.ndarray) -> bool:
+        """A carrier the plan uses in this slot answers `stale_change` less than planned.
+
+        The live split only re-assigns the plan's per-carrier volumes, so a carrier whose
+        answer rate fell keeps its volume until the plan is redone: redo it now. Only
+        carriers whose fall is beyond `stale_sigmas` of their estimate's noise count.
+        """
+        pl = self.planner
+        if pl.plan is None or pl.data is None or now_s - pl.planned_at_s < self.min_stale_gap_s:
+            return False
+        s = int(min((now_s - pl.planned_at_s) // pl.slot_s, pl.data.shape[3] - 1))
+        x = pl.plan.x[..., s]
+        planned = (x * pl.data.p_human[..., s]).sum(axis=(1, 2))
+        now = (x * p_now).sum(axis=(1, 2))
+        big = planned > 0.02 * planned.sum()
+        fall = 1.0 - now[big] / planned[big]
+        bar = np.maximum(self.stale_change, self.stale_sigmas * self.relative_noise(now_s)[big])
+        return bool((fall > bar).any())
+
+    def relative_noise(self, now_s: float) -> np.ndarray:
+        """(C,) relative standard error of each carrier's current rate estimate."""
+        return np.zeros(self.frame.shape[0])
+
+    def estimates_now(self, now_s, dialer) -> np.ndarray:
+        """(C, R, Q) p_human at each region's local hour now (for the live split)."""
+        n_c, n_r, n_p, n_n = self.frame.shape
+        ph = self.estimates(now_s, dialer)[0]
+        hour = self.frame.local_hour[:, self.frame.minute(now_s)]  # (R,)
+        p_now = ph.reshape(n_c, n_r, n_p * n_n, N_HOURS)[:, np.arange(n_r), :, hour]
+        return np.moveaxis(p_now, 0, 1)  # advanced indexing put R first
+
+    def learn(self, now_s: float, batch: OutcomeBatch) -> None:
+        pass
+
+    def probe(self, now_s: float, allowed: np.ndarray) -> np.ndarray | None:
+        """(C, R, Q) minimum shares that keep under-measured routes measured."""
+        return None
+
+
+class LearningLoop(AllocationLoop):
+    """The loop with a contact model learnt from outcomes only (cold, or warm from history).
+
+    Every batch is scored against the model's prediction before it is learnt (a per-carrier
+    CUSUM of the residuals); an alarm re-plans at once. Thin routes keep a probe share.
+    """
+
+    def __init__(self, frame: DayFrame, t0_unix: float, region, product, network, *,
+                 history=None, half_life_s: float | None = None,
+                 history_half_life_s: float = 86_400.0,
+                 prior_strength: float | tuple = (200.0, 200.0, 100.0, 50.0, 20.0, 20.0),
+                 watch_after_attempts: float = 500.0, rescale_on_alarm: bool = False,
+                 min_replan_gap_s: float = 300.0, optimism: float = 1.0,
+                 probe_attempts: float = 200.0,
+                 probe_share: float = 0.05, seed: int = 0, **kw) -> None:
+        super().__init__(frame, t0_unix, region, product, network, **kw)
+        n_c, n_r, n_p, n_n = self.frame.shape
+        if half_life_s is None:
+            half_life_s = auto_half_life_s(self.frame)
+        self.model = ContactModel(
+            (n_c, n_r, n_p, n_n, N_HOURS, N_ATTEMPT_BUCKETS), half_life_s=half_life_s,
+            prior_strength=prior_strength, exploration="none", random_state=seed,
+        )
+        self.cusum = ResidualCusum(n_c)
+        self.probe_attempts = probe_attempts
+        self.watch_after = watch_after_attempts
+        self.rescale_on_alarm = rescale_on_alarm
+        self.min_replan_gap_s = min_replan_gap_s
+        self.optimism = optimism
+        self.probe_share = probe_share
+        self._bucket_mix: np.ndarray | None = None  # (R,P,N,A) of the last full estimate
+        self.alarms: list[tuple[float, int, float]] = []  # (now_s, carrier, rate ratio)
+        if history:
+            warm_start(self.model, history, self.t0_unix, half_life_s, history_half_life_s)
+        else:
+            self.model.partial_fit(OutcomeBatch.empty(), self.t0_unix)
+
+    def step(self, now_s: float, batch: OutcomeBatch, launched_t_s: np.ndarray,
+             launched_carrier: np.ndarray, dialer) -> None:
+        n_plans = self.planner.n_plans
+        super().step(now_s, batch, launched_t_s, launched_carrier, dialer)
+        if self.planner.n_plans != n_plans:
+            self.write_contact_table(now_s, dialer)
+
+    def write_contact_table(self, now_s: float, dialer) -> bool:
+        """Give the VALUE hopper the model's P(human) per (region, product, network, attempt
+        bucket, local hour), averaged over carriers by the dialer's current weights.
+
+        Written in place (the event loop shares the array); `contact_n` becomes the model's
+        own decayed attempts per cell, so only hours the model has seen can hold a group for
+        later. False when the dialer keeps no such table (OLDEST order, per-product shares).
+        """
+        n_c, n_r, n_p, n_n = self.frame.shape
+        table = contact_table(dialer)
+        shape = (n_r, n_p, n_n, N_ATTEMPT_BUCKETS, N_HOURS)
+        if int(dialer.kinds[2]) != hopper.VALUE or table.shape != shape \
+                or dialer.weights.shape != (n_r, n_p * n_n, n_c):
+            return False
+        now_unix = self.t0_unix + now_s
+        _, ph, _ = self.model.predict_table(now_unix)  # (C, R, P, N, H, A)
+        w = dialer.weights.reshape(n_r, n_p, n_n, n_c)
+        table[...] = np.einsum("rpnc,crpnha->rpnah", w, ph)
+        seen = self.model.decayed_counts(0, now_unix)[:, 0].reshape(ph.shape).sum(axis=0)
+        dialer.contact_n[...] = np.moveaxis(seen, 3, 4).reshape(dialer.contact_n.shape)
+        dialer.hop[0] = -1
+        return True
+
+    def learn(self, now_s: float, batch: OutcomeBatch) -> None:
+        if len(batch) == 0:
+            return
+        order = np.argsort(batch.t_s, kind="stable")
+        batch = batch.take(order)
+        # Score each attempt against what the model predicted before it saw it.
+        seg = self.model.segment_ids(batch.carrier, batch.region, batch.product, batch.network,
+                                     batch.slot, batch.attempt_bucket)
+        _, p_pred, _ = self.model.predict(seg, self.t0_unix + now_s)
+        human = (batch.outcome == int(CONTACT)) | (batch.outcome == int(ABANDONED))
+        # Watch a carrier once the model knows it: a cold prior is not a baseline.
+        seen = self.model.decayed_counts(4, self.t0_unix + now_s)[:, 0]
+        known = seen[batch.carrier] >= self.watch_after
+        alarm = self.cusum.update(batch.carrier[known], human[known], p_pred[known])
+        self.model.partial_fit(batch, self.t0_unix + now_s)
+        for c in np.flatnonzero(alarm):
+            ratio = float(self.cusum.ratio_[c])
+            self.alarms.append((now_s, int(c), round(ratio, 3)))
+            if self.rescale_on_alarm:
+                self.model.rescale_human(int(c), ratio)
+            # Re-plan at once, but not more often than every few minutes: the residuals are
+            # not stationary (leads answer less as the best ones are reached), so alarms
+            # also come without a change in a route.
+            if now_s - self.planner.planned_at_s >= self.min_replan_gap_s:
+                self.replan_now = True
+                self.n_replans_on_alarm += 1
+
+    def relative_noise(self, now_s):
+        humans = self.model.decayed_counts(4, self.t0_unix + now_s)[:, 2]
+        return 1.0 / np.sqrt(np.maximum(humans, 1.0))  # Poisson count of human answers
+
+    def probe(self, now_s, allowed):
+        """Routes (carrier × destination network) with fewer than `probe_attempts` recent
+        (decayed) attempts get `probe_share` of their segments: a carrier the plan dropped
+        keeps being measured, so its recovery is seen (the model alone would never see it)."""
+        _, n_r, n_p, n_n = self.frame.shape
+        seen = self.model.decayed_counts(3, self.t0_unix + now_s)[:, 0]  # (C*N,) attempts
+        thin = (seen < self.probe_attempts).reshape(-1, 1, 1, n_n)  # (C,1,1,N)
+        thin = np.broadcast_to(thin, (thin.shape[0], n_r, n_p, n_n)).reshape(-1, n_r, n_p * n_n)
+        return np.where(thin & allowed, self.probe_share, 0.0)
+
+    def estimates_now(self, now_s, dialer):
+        """Only the current hour's segments, with the attempt mix of the last full estimate."""
+        if self._bucket_mix is None:
+            return super().estimates_now(now_s, dialer)
+        n_c, n_r, n_p, n_n = self.frame.shape
+        hour = self.frame.local_hour[:, self.frame.minute(now_s)]
+        c, r, p, n, a = np.meshgrid(np.arange(n_c), np.arange(n_r), np.arange(n_p),
+                                    np.arange(n_n), np.arange(N_ATTEMPT_BUCKETS), indexing="ij")
+        seg = self.model.segment_ids(c, r, p, n, hour[r], a).ravel()
+        _, ph, _ = self.model.predict(seg, self.t0_unix + now_s)
+        ph = ph.reshape(c.shape)
+        return (ph * self._bucket_mix[None]).sum(axis=-1).reshape(n_c, n_r, n_p * n_n)
+
+    def estimates(self, now_s, dialer):
+        _, ph, pm = self.model.predict_table(self.t0_unix + now_s)
+        # Average the attempt buckets over the live leads' attempt mix.
+        bucket = np.minimum(dialer.attempts_7d.astype(np.int64), N_ATTEMPT_BUCKETS - 1)
+        mix = np.stack([
+            np.nan_to_num(self._lead_weights(dialer, (bucket == a).astype(float)))
+            for a in range(N_ATTEMPT_BUCKETS)
+        ], axis=-1)  # (R,P,N,A)
+        mix = mix / np.maximum(mix.sum(axis=-1, keepdims=True), 1e-12)
+        mix = np.where(mix.sum(axis=-1, keepdims=True) > 0, mix, 1.0 / N_ATTEMPT_BUCKETS)
+        self._bucket_mix = mix  # (R,P,N,A)
+        wts = mix[None, :, :, :, None, :]
+        talk = self.model.mean_handle_s(self.t0_unix + now_s)
+        ph = (ph * wts).sum(axis=-1)
+        if self.optimism > 0:
+            # Optimism in the face of uncertainty, per route (carrier × network): a route
+            # measured only by probe traffic is planned at its upper bound, so one that has
+            # recovered wins its traffic back sooner.
+            n_c, _, _, n_n = self.frame.shape
+            humans = self.model.decayed_counts(3, self.t0_unix + now_s)[:, 2].reshape(n_c, n_n)
+            bonus = 1.0 + self.optimism / np.sqrt(humans + 1.0)
+            ph = np.minimum(ph * bonus[:, None, None, :, None], 1.0)
+        return ph, (pm * wts).sum(axis=-1), talk
+
+
+def auto_half_life_s(frame: DayFrame, attempts: float = 5000.0, lo: float = 600.0,
+                     hi: float = 14_400.0) -> float:
+    """A memory of about `attempts` attempts at the campaign's expected pace (in [lo, hi] s).
+
+    Drift calls for a short memory, telling 15 % better routes apart for a long one; counting
+    the memory in attempts serves a 300-agent floor and a 20-agent pilot alike.
+    """
+    working = frame.agents[frame.agents > 0]
+    per_s = (working.mean() if working.size else 1.0) * frame.campaign.dialer.adaptive_start_level
+    per_s /= 25.0  # seconds an attempt takes, ring to hang-up, on average
+    return float(np.clip(attempts / max(per_s, 1e-9), lo, hi))
+
+
+def warm_start(model: ContactModel, paths: Iterable | str | PathLike[str], now_unix: float,
+               half_life_s: float, history_half_life_s: float) -> ContactModel:
+    """Fit `model` from history whose weight halves every `history_half_life_s` of age.
+
+    The model decays everything with one half-life (short, to follow the day's drift);
+    compressing the history's ages by half_life / history_half_life gives old days their own,
+    slower decay. Local-hour slots are columns, so the compression moves no row between slots.
+    """
+    batch = read_history(paths, shape=tuple(int(x) for x in model.shape))
+    age = np.maximum(now_unix - batch.t_s, 0.0)
+    batch.t_s = now_unix - age * (half_life_s / history_half_life_s)
+    model.partial_fit(OutcomeBatch.empty(), now_unix - 1.0)
+    model.partial_fit(batch.take(np.argsort(batch.t_s, kind="stable")), now_unix)
+    return model
+
+
+__all__ = [
+    "N_ATTEMPT_BUCKETS",
+    "AllocationLoop",
+    "LearningLoop",
+    "auto_half_life_s",
+    "warm_start",
+]

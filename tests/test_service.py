@@ -1,0 +1,116 @@
+"""The optimiser service loop driven directly, as the live engine drives it: outcome batches and
+dialer arrays in, carrier weights out (no simulator involved)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from configs.scenario import PolicySpec
+from dialer import pacing
+from dialer.state import new_dialer
+from optimizer.history import OutcomeBatch
+from optimizer.policy import day_frame
+from optimizer.service import LearningLoop
+from smartdial.outcomes import CONTACT, NO_ANSWER
+
+N_LEADS = 3000
+EPOCH_S = 600.0
+PER_EPOCH = 6000
+
+
+def _leads(op, rng):
+    n_r, n_p, n_n = len(op.regions), len(op.products), len(op.networks)
+    return SimpleNamespace(
+        region=rng.integers(0, n_r, N_LEADS), product=rng.integers(0, n_p, N_LEADS),
+        network=rng.integers(0, n_n, N_LEADS), days_past_due=rng.integers(1, 90, N_LEADS),
+        attempts_7d=np.zeros(N_LEADS, np.int64), dnc=np.zeros(N_LEADS, bool),
+    )
+
+
+def _outcomes(frame, t0_unix, now_s, rng, answer_rate):
+    """PER_EPOCH attempts finished in the epoch before `now_s` over covered routes."""
+    c, r, n = np.nonzero(frame.coverage)
+    pick = rng.integers(0, c.size, PER_EPOCH)
+    c, r, n = c[pick], r[pick], n[pick]
+    t_start = np.sort(rng.uniform(now_s - EPOCH_S, now_s - 60.0, PER_EPOCH))
+    slot = frame.local_hour[r, (t_start // 60).astype(np.int64)]
+    human = rng.random(PER_EPOCH) < answer_rate[c]
+    return OutcomeBatch(
+        carrier=c, region=r, product=rng.integers(0, frame.shape[2], PER_EPOCH), network=n,
+        slot=slot, attempt_bucket=np.zeros(PER_EPOCH, np.int64),
+        outcome=np.where(human, int(CONTACT), int(NO_ANSWER)),
+        t_s=t0_unix + t_start + 30.0, ring_s=np.full(PER_EPOCH, 15.0),
+        talk_s=np.where(human, 150.0, np.nan),
+    ), t_start, c
+
+
+def _carrier_share(small, collapsed: int | None) -> np.ndarray:
+    """Mean weight of each carrier over the segments it may serve, after 5 epochs."""
+    op = small.operation
+    campaign = op.campaign(small.campaign)
+    frame = day_frame(op, campaign, small.date)
+    rng = np.random.default_rng(7)
+    leads = _leads(op, rng)
+    dialer = new_dialer(op, campaign, PolicySpec(pacing="adaptive", routing="optimizer"), leads)
+    dialer.obs[pacing.O_LOGGED] = float(frame.agents.max())
+    t0_unix = frame.start_utc.timestamp()
+    loop = LearningLoop(frame, t0_unix, leads.region, leads.product, leads.network)
+    rate = np.full(frame.shape[0], 0.20)
+    if collapsed is not None:
+        rate[collapsed] = 0.02
+    launched_t, launched_c = np.zeros(0), np.zeros(0, np.int64)
+    loop.step(0.0, OutcomeBatch.empty(), launched_t, launched_c, dialer)
+    for k in range(1, 6):
+        batch, t_start, carrier = _outcomes(frame, t0_unix, k * EPOCH_S, rng, rate)
+        launched_t = np.r_[launched_t, t_start]
+        launched_c = np.r_[launched_c, carrier]
+        loop.step(k * EPOCH_S, batch, launched_t, launched_c, dialer)
+    assert loop.planner.n_plans >= 2 and loop.planner.problems == []
+    w = dialer.weights  # (R, Q, C)
+    np.testing.assert_allclose(w.sum(axis=2), 1.0)
+    allowed = loop.allowed_lines.transpose(1, 2, 0)
+    return np.array([w[..., c][allowed[..., c]].mean() for c in range(frame.shape[0])])
+
+
+@pytest.fixture(scope="module")
+def control(small):
+    return _carrier_share(small, None)
+
+
+def test_a_carrier_whose_answer_rate_collapses_loses_share_after_a_replan(small, control):
+    c = int(np.argmax(control))  # the carrier the plan leans on most when all answer alike
+    collapsed = _carrier_share(small, c)
+    assert control[c] > 0.3
+    assert collapsed[c] < 0.5 * control[c], (control, collapsed)
+
+
+def test_each_replan_writes_the_models_contact_table_into_a_value_hopper(small):
+    from dialer.state import contact_table
+
+    op = small.operation
+    campaign = op.campaign(small.campaign)
+    frame = day_frame(op, campaign, small.date)
+    rng = np.random.default_rng(3)
+    leads = _leads(op, rng)
+    policy = PolicySpec(pacing="predictive", routing="optimizer", leads="value")
+    dialer = new_dialer(op, campaign, policy, leads)
+    dialer.obs[pacing.O_LOGGED] = float(frame.agents.max())
+    loop = LearningLoop(frame, frame.start_utc.timestamp(), leads.region, leads.product,
+                        leads.network)
+    rate = np.full(frame.shape[0], 0.20)
+    batch, t_start, carrier = _outcomes(frame, loop.t0_unix, EPOCH_S, rng, rate)
+    loop.step(EPOCH_S, batch, t_start, carrier, dialer)  # the first plan
+    table = contact_table(dialer)
+    n_c, n_r, n_p, n_n = frame.shape
+    _, ph, _ = loop.model.predict_table(loop.t0_unix + EPOCH_S)
+    w = dialer.weights.reshape(n_r, n_p, n_n, n_c)
+    np.testing.assert_allclose(table, np.einsum("rpnc,crpnha->rpnah", w, ph))
+    assert dialer.hop[0] == -1
+    # Evidence only where the model saw attempts (decayed): this epoch's hours, bucket 0.
+    seen = dialer.contact_n.reshape(table.shape)
+    hours = np.unique(batch.slot)
+    assert 0.8 * len(batch) < seen[..., 0, hours].sum() <= len(batch)
+    assert seen[..., 1:, :].sum() == 0
