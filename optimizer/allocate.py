@@ -782,32 +782,51 @@ def _master_solve(
     params = parameters_pb2.SolveParametersProto()
     params.lp_algorithm = parameters_pb2.LP_ALGORITHM_PRIMAL_SIMPLEX
     limit = max(float(time_limit_s), 1e-3)
-    params.time_limit.seconds = int(limit)
-    params.time_limit.nanos = int((limit - int(limit)) * 1e9)
+    if math.isfinite(limit):  # inf: solve to the end
+        params.time_limit.seconds = int(limit)
+        params.time_limit.nanos = int((limit - int(limit)) * 1e9)
     mp = model_parameters_pb2.ModelSolveParametersProto()
     mp.reduced_costs_filter.filter_by_ids = True  # not needed: pricing recomputes them
+    warm = False
     if basis is not None:
         old_ids, old_status, con_status = basis
         status = np.full(n_v, solution_pb2.BASIS_STATUS_AT_LOWER_BOUND, np.int64)
         pos = np.searchsorted(ids, old_ids)
         hit = (pos < n_v) & (ids[np.minimum(pos, n_v - 1)] == old_ids)
         status[pos[hit]] = old_status[hit]
-        if len(con_status) == rows.n:
+        # A basis holds exactly one basic entry per constraint. When the rows or the
+        # columns changed since it was saved (a closed calling window drops cells),
+        # the count is off and GLOP refuses it: start cold instead.
+        basic = solution_pb2.BASIS_STATUS_BASIC
+        n_basic = int((status == basic).sum()) + int((con_status == basic).sum())
+        if len(con_status) == rows.n and n_basic == rows.n:
             mp.initial_basis.variable_status.ids.extend(ids.tolist())
             mp.initial_basis.variable_status.values.extend(status.tolist())
             mp.initial_basis.constraint_status.ids.extend(range(rows.n))
             mp.initial_basis.constraint_status.values.extend(con_status.tolist())
-    res = mo_solver.solve(
-        m,
-        parameters_pb2.SOLVER_TYPE_GLOP,
-        parameters_pb2.SolverInitializerProto(),
-        params,
-        mp,
-        None,
-        callback_pb2.CallbackRegistrationProto(),
-        None,
-        None,
-    )
+            warm = True
+
+    def run(mp):
+        return mo_solver.solve(
+            m,
+            parameters_pb2.SOLVER_TYPE_GLOP,
+            parameters_pb2.SolverInitializerProto(),
+            params,
+            mp,
+            None,
+            callback_pb2.CallbackRegistrationProto(),
+            None,
+            None,
+        )
+
+    try:
+        res = run(mp)
+    except Exception:
+        if not warm:
+            raise
+        # A basis GLOP finds unusable for another reason: the cold solve is still right.
+        mp.ClearField("initial_basis")
+        res = run(mp)
     reason = result_pb2.TerminationReasonProto.Name(res.termination.reason)
     st = _MO_STATUS.get(reason, AllocationStatus.ERROR)
     if not res.solutions or not res.solutions[0].HasField("primal_solution"):

@@ -8,6 +8,7 @@ probabilities (the upper bound). Also turns a simulated day's log into outcome h
 
 from __future__ import annotations
 
+import math
 from os import PathLike
 
 import numpy as np
@@ -114,12 +115,19 @@ def save_history(rec, path: str | PathLike[str], days_before: int = 1):
     return write_day(path, day_history(rec, days_before))
 
 
+# Plans in virtual time get no wall-clock limit: a limit would make a day's result
+# depend on how loaded the machine was (same seed, other KPIs). Column generation's
+# round cap still bounds every solve; the live service keeps its seconds.
+PLAN_TIME_LIMIT_S = math.inf
+
+
 def for_policy(policy, scenario, leads, world, clock, history=None, seed: int = 0):
     """The controller a policy needs, or None (baselines run without one)."""
     if policy.routing == "oracle":
-        return OracleController(scenario, leads, world, clock)
+        return OracleController(scenario, leads, world, clock, time_limit_s=PLAN_TIME_LIMIT_S)
     if policy.routing == "optimizer":
-        return OptimizerController(scenario, leads, clock, history=history, seed=seed)
+        return OptimizerController(scenario, leads, clock, history=history, seed=seed,
+                                   time_limit_s=PLAN_TIME_LIMIT_S)
     return None
 
 
