@@ -13,7 +13,9 @@ import math
 from dialer import hopper, pacing
 
 
-def naive_predictive_lines(params, memory, obs, now, agent_state, agent_since, ring_t0) -> int:
+def naive_predictive_lines(
+    params, memory, obs, now, agent_state, agent_since, ring_t0, p_next=-1.0
+) -> int:
     P, M = pacing, memory
     logged = float(obs[P.O_LOGGED])
     if logged <= 0:
@@ -33,11 +35,19 @@ def naive_predictive_lines(params, memory, obs, now, agent_state, agent_since, r
             err *= 2.0
         M[P.M_LOG_TOL] = min(max(M[P.M_LOG_TOL] + params[P.P_GAIN] * err, math.log(1e-4)),
                              math.log(P.TOL_MAX * aim))
-    tol = math.exp(M[P.M_LOG_TOL]) * (0.25 + 0.75 * min(M[P.M_N_ATTEMPTS] / 200.0, 1.0))
+    warm = min(M[P.M_N_ATTEMPTS] / 200.0, 1.0)
+    tol = math.exp(M[P.M_LOG_TOL]) * (0.25 + 0.75 * warm)
     fast = M[P.M_P_HUMAN_FAST]
     fast -= 2 * math.sqrt(max(fast * (1 - fast), 0.0) / (2 * P.W_FAST))
     p = min(max(M[P.M_P_HUMAN], fast, 0.005), 0.95)
     p_m, p_na, p_f = (max(M[i], 0.0) for i in (P.M_P_MACHINE, P.M_P_NO_ANSWER, P.M_P_FAILED))
+    # New lines: the running p times how the table rates the next leads against the
+    # leads dialled lately, weighted by the lines seen; ringing calls keep p.
+    w = min(M[P.M_N_TABLE] / P.N_TABLE_FULL, 1.0) * warm
+    p_new = p
+    if p_next > 0 and w > 0 and M[P.M_P_TABLE] > 0:
+        ratio = min(max(p_next / M[P.M_P_TABLE], P.TABLE_RATIO_MIN), P.TABLE_RATIO_MAX)
+        p_new = min(max(p * (1 + w * (ratio - 1)), 0.005), 0.95)
 
     def survival(x, mu, var):  # lognormal P(T > x)
         return 0.5 * math.erfc((math.log(x) - mu) / math.sqrt(2.0 * var))
@@ -76,19 +86,25 @@ def naive_predictive_lines(params, memory, obs, now, agent_state, agent_since, r
     d_mean, d_var = sum(answers), sum(q * (1 - q) for q in answers)
 
     def overflow(n):
-        mu = d_mean + n * p - supply
-        sd = math.sqrt(d_var + n * p * (1 - p) + f_var + 0.25)
+        mu = d_mean + n * p_new - supply
+        sd = math.sqrt(d_var + n * p_new * (1 - p_new) + f_var + 0.25)
         z = mu / sd
         return sd * math.exp(-0.5 * z * z) / math.sqrt(2 * math.pi) + mu * 0.5 * math.erfc(
             -z / math.sqrt(2)
         )
 
     room = max(supply + 3 * math.sqrt(max(supply + 1, 0.0)) + 3, 1.0)
-    hi = max(int(min(room / p, 4 * logged / p)), 1)
+    hi = max(int(min(room / p_new, 4 * logged / p_new)), 1)
     base = overflow(0)
     n = 0
-    while n < hi and overflow(n + 1) - base <= tol * (n + 1) * p:
+    while n < hi and overflow(n + 1) - base <= tol * (n + 1) * p_new:
         n += 1
+    if p_next > 0 and n > 0:  # the table's mean p of the lines launched
+        if M[P.M_N_TABLE] == 0:
+            M[P.M_P_TABLE] = p_next
+        for _ in range(n):
+            M[P.M_N_TABLE] += 1
+            M[P.M_P_TABLE] += (p_next - M[P.M_P_TABLE]) / min(M[P.M_N_TABLE], P.W_RATES)
     return n
 
 

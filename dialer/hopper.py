@@ -29,6 +29,7 @@ QUEUED, RETRY_WAIT, IN_FLIGHT, DONE, CALLBACK_WAIT = range(5)
 
 N_RETRY = len(Outcome)  # retry queues follow the ready queues, then the callback queues
 N_ATTEMPT_BUCKETS = 4  # VALUE groups by prior attempts 0, 1, 2, 3+
+P_NEXT_MIN_N = 5.0  # attempts (or the contact model's sample size) before a cell's p counts
 
 # Hopper parameters (VALUE order).
 H_HOLD_RATIO, H_HOLD_MIN_SUPPLY, H_PRIOR_N = range(3)
@@ -197,6 +198,26 @@ def next_lead(
     if best < 0 or supply < params[H_HOLD_MIN_SUPPLY]:
         return best_any
     return best
+
+
+@njit(cache=True)
+def p_next(
+    kind, head, size, n_groups, group_region, region_open, enq_t, minute, now,
+    ready_at, local_hour, contact_p, contact_n, value, peak, hop, params,
+):
+    """The contact table's P(human) of the lead the hopper would dial now, for pacing:
+    contact_p of next_lead's group at its local hour when that cell has evidence
+    (contact_n ≥ P_NEXT_MIN_N), else -1 (none open, a callback, or too few attempts)."""
+    g = next_lead(
+        kind, head, size, n_groups, group_region, region_open, enq_t, minute, now,
+        ready_at, local_hour, contact_p, contact_n, value, peak, hop, params,
+    )
+    if g < 0 or g >= n_groups:
+        return -1.0
+    h = local_hour[group_region[g], minute]
+    if contact_n[g, h] < P_NEXT_MIN_N:
+        return -1.0
+    return contact_p[g, h]
 
 
 # OLDEST within one decision. Between two picks of a tick only the queue just

@@ -55,7 +55,11 @@ M_D_ANS, M_D_ABN = 22 + 48, 22 + 48 + 30
 # the slow one by more than its own noise (2 sd), decisions use it, so a jump in
 # answers is felt within a minute or two; a fall only once the slow one agrees.
 M_P_HUMAN_FAST = 22 + 48 + 60
-N_MEMORY = M_P_HUMAN_FAST + 1
+# The contact table's answer probability of the leads dialled (mean over about W_RATES
+# lines, the running estimates' window) and how many lines it has seen: the scale
+# that turns the table's p of the next leads into a factor on the running estimate.
+M_P_TABLE, M_N_TABLE = M_P_HUMAN_FAST + 1, M_P_HUMAN_FAST + 2
+N_MEMORY = M_N_TABLE + 1
 
 W_RATES = 400.0  # attempts: memory of the outcome rates (answer-rate shocks show in minutes)
 W_FAST = 150.0
@@ -63,6 +67,8 @@ W_TIMES = 300.0  # samples: memory of the duration fits
 N_PRIOR = 30.0  # pseudo-observations of the cold-start priors
 PRIOR_ANSWERS = 150.0  # pseudo-answers at the aim in the controller's rate estimates
 TOL_MAX = 1.0  # the inner tolerance never exceeds the aim: no wind-up after a clean spell
+N_TABLE_FULL = 200.0  # lines with a known table p before its factor counts in full
+TABLE_RATIO_MIN, TABLE_RATIO_MAX = 0.5, 2.0  # the factor's bounds
 
 
 def params_from(settings, abandon_target: float, abandon_after_s: float = 2.0,
@@ -242,11 +248,13 @@ def abandon_rates(memory):
 
 
 @njit(cache=True)
-def predictive_lines(params, memory, obs, now, agent_state, agent_since, ring_t0):
+def predictive_lines(params, memory, obs, now, agent_state, agent_since, ring_t0, p_next=-1.0):
     """Model-based predictive pacing: the lines to launch now (≥ 0).
 
     agent_state/agent_since: per agent, AG_* state and when it began (s);
-    ring_t0: per call slot, the launch time of a call still ringing, < 0 otherwise.
+    ring_t0: per call slot, the launch time of a call still ringing, < 0 otherwise;
+    p_next: the contact table's P(human) of the leads the hopper would dial now
+    (hopper.p_next), ≤ 0 when the table has no evidence for them.
 
     Inner loop: within the horizon H (a new call's typical ring time plus the
     2-s abandon window) the answered calls D (ringing calls, each with its answer
@@ -256,7 +264,11 @@ def predictive_lines(params, memory, obs, now, agent_state, agent_since, ring_t0
     pending log-offs). With X = D − S taken as normal, E[X⁺] is the expected
     calls left without an agent; the n new lines may add at most tol abandons
     per answer they bring, E[X⁺](n) − E[X⁺](0) ≤ tol · n · p, and n is the
-    largest such count (bisection: E[X⁺] is convex in n). Outer loop: once a minute tol moves
+    largest such count (bisection: E[X⁺] is convex in n). The new lines' p is the
+    running estimate calibrated by the table: times p_next over the table's mean p
+    of the lines dialled within the estimate's window (the table and the per-attempt
+    rate are on different scales; their ratio is not), with weight growing with the
+    lines seen, none at a cold start. Outer loop: once a minute tol moves
     in log-space so that the abandonment realised over the rolling 24 h and the
     30 days converges to the aim, just under the target; tol never exceeds the
     aim itself (TOL_MAX), so a clean spell does not wind it up into a burst.
@@ -290,6 +302,14 @@ def predictive_lines(params, memory, obs, now, agent_state, agent_since, ring_t0
     p_m = max(m[M_P_MACHINE], 0.0)
     p_na = max(m[M_P_NO_ANSWER], 0.0)
     p_f = max(m[M_P_FAILED], 0.0)
+    # The next leads' p: the running estimate scaled by how the table rates them
+    # against the leads behind that estimate. Ringing calls keep the running one.
+    p_new = p
+    if p_next > 0.0:
+        w = min(m[M_N_TABLE] / N_TABLE_FULL, 1.0) * warm
+        if w > 0.0 and m[M_P_TABLE] > 0.0:
+            ratio = min(max(p_next / m[M_P_TABLE], TABLE_RATIO_MIN), TABLE_RATIO_MAX)
+            p_new = min(max(p * (1.0 + w * (ratio - 1.0)), 0.005), 0.95)
     ring_mu = m[M_RING_MU]
     ring_sd = math.sqrt(max(m[M_RING_VAR], 1e-4))
     ring_mean = math.exp(ring_mu + 0.5 * ring_sd * ring_sd)
@@ -353,8 +373,8 @@ def predictive_lines(params, memory, obs, now, agent_state, agent_since, ring_t0
         d_var += q * (1.0 - q)
 
     def overflow(n):
-        mu = d_mean + n * p - supply
-        var = d_var + n * p * (1.0 - p) + f_var + 0.25
+        mu = d_mean + n * p_new - supply
+        var = d_var + n * p_new * (1.0 - p_new) + f_var + 0.25
         sd = math.sqrt(var)
         z = mu / sd
         return sd * math.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi) + mu * 0.5 * math.erfc(
@@ -364,18 +384,26 @@ def predictive_lines(params, memory, obs, now, agent_state, agent_since, ring_t0
     # The abandons the n new lines add, per answer they bring, must stay ≤ tol.
     # overflow is convex in n, so the feasible n form an interval from 0.
     base = overflow(0)
-    if overflow(1) - base > tol * p:
+    if overflow(1) - base > tol * p_new:
         return 0
-    hi = int(min(max(supply + 3.0 * math.sqrt(max(supply + 1.0, 0.0)) + 3.0, 1.0) / p,
-                 4.0 * logged / p))
+    hi = int(min(max(supply + 3.0 * math.sqrt(max(supply + 1.0, 0.0)) + 3.0, 1.0) / p_new,
+                 4.0 * logged / p_new))
     hi = max(hi, 1)
-    if overflow(hi) - base <= tol * hi * p:
-        return hi
-    lo = 1
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if overflow(mid) - base <= tol * mid * p:
-            lo = mid
-        else:
-            hi = mid
+    if overflow(hi) - base <= tol * hi * p_new:
+        lo = hi
+    else:
+        lo = 1
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if overflow(mid) - base <= tol * mid * p_new:
+                lo = mid
+            else:
+                hi = mid
+    if p_next > 0.0:
+        # The table's p of the lines launched, over the running estimates' window.
+        if m[M_N_TABLE] == 0.0:
+            m[M_P_TABLE] = p_next
+        for _ in range(lo):
+            m[M_N_TABLE] += 1.0
+            m[M_P_TABLE] += (p_next - m[M_P_TABLE]) / min(m[M_N_TABLE], W_RATES)
     return lo

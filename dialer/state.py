@@ -37,7 +37,8 @@ contact_p[g, h]    **the contact table**: P(a human answers | group g, local hou
                    to 0 or to its own effective sample size, and hop[0] = -1 so the
                    later-peak scratch is refreshed. Only VALUE's table has the full shape;
                    OLDEST's is (regions, 1, 1, 1, 24) and its order never reads it.
-contact_n[g, h]    attempts learned per cell of contact_p.
+contact_n[g, h]    attempts learned per cell of contact_p. Predictive pacing reads the cell of
+                   the lead about to be dialled (hopper.p_next) once it has evidence.
 value[lead]        value of a contact with this lead (MXN): the product's contact value.
 peak[g], hop[0]    VALUE's scratch: best probability later today, the minute it is for.
 hop_params         hopper.hop_params(): hold ratio, min supply, prior weight.

@@ -489,8 +489,14 @@ def _tick(w, d, f, log, now):
     _observe(d, f)
     u = draws.uniform(w.keys[draws.PACE], k[K_TICK], 0)
     if d.kinds[0] == pacing.PREDICTIVE:
+        p_next = hopper.p_next(
+            d.kinds[2], d.q_head, d.q_size, d.n_groups, d.group_region, w.region_open, d.enq_t,
+            minute, now, d.ready_at, w.local_hour, d.contact_p, d.contact_n, d.value, d.peak,
+            d.hop, d.hop_params,
+        )
         n = pacing.predictive_lines(
             d.pace_params, d.pace_memory, d.obs, now, f.agent_state, f.agent_since, d.ring_t0,
+            p_next,
         )
     else:
         n = pacing.lines_to_dial(d.kinds[0], d.pace_params, d.pace_memory, d.obs, now, u)

@@ -243,6 +243,30 @@ def test_value_order_dials_the_group_with_the_best_contact_probability_now():
     assert pick(a, p, minute=11 * 60) == 1
 
 
+def test_pacing_is_told_the_contact_probability_of_the_next_pick_once_it_has_evidence():
+    a = one_region_arrays(3, [5, 5, 0])
+    p = np.full((3, 24), 0.10)
+    p[1, 10] = 0.20
+    p[2, 10] = 0.40  # the best group is empty: never the next pick
+    n = np.full(p.shape, 50.0)
+
+    def p_next(contact_n, minute=10 * 60, arrays=a):
+        return hopper.p_next(
+            hopper.VALUE, arrays["head"], arrays["size"], 3, arrays["group_region"],
+            arrays["region_open"], arrays["enq_t"], minute, 60.0 * minute, arrays["ready_at"],
+            arrays["local_hour"], p, contact_n, arrays["value"], np.zeros(3),
+            np.full(1, -1, np.int64), hopper.hop_params(),
+        )
+
+    assert p_next(n) == pytest.approx(0.20)
+    assert p_next(n, minute=11 * 60) == pytest.approx(0.10)
+    few = n.copy()
+    few[1, 10] = hopper.P_NEXT_MIN_N - 1.0
+    assert p_next(few) == -1.0  # too few attempts in that cell: unknown
+    closed = dict(a, region_open=np.zeros_like(a["region_open"]))
+    assert p_next(n, arrays=closed) == -1.0  # nothing to dial
+
+
 def test_a_lead_waits_for_its_better_hour_while_other_supply_is_enough():
     p = np.full((2, 24), 0.10)
     p[0, :] = 0.15

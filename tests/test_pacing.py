@@ -66,8 +66,15 @@ def floor(idle=0, talk=(), wrap=(), ringing=(), waiting=0, pending=0, slots=64):
     return obs, state, since, ring_t0
 
 
-def lines(memory, obs, state, since, ring_t0, now=NOW):
-    return pacing.predictive_lines(params(), memory, obs, now, state, since, ring_t0)
+def lines(memory, obs, state, since, ring_t0, now=NOW, p_next=-1.0):
+    return pacing.predictive_lines(params(), memory, obs, now, state, since, ring_t0, p_next)
+
+
+def with_table(memory, p_table=0.1, n_table=1000.0):
+    """The memory of a pacer whose dialled leads had a table p of p_table."""
+    memory[pacing.M_P_TABLE] = p_table
+    memory[pacing.M_N_TABLE] = n_table
+    return memory
 
 
 @settings(max_examples=60, deadline=None)
@@ -79,17 +86,43 @@ def lines(memory, obs, state, since, ring_t0, now=NOW):
     waiting=st.integers(0, 3),
     pending=st.integers(0, 5),
     p_human=st.floats(0.02, 0.6),
+    p_next=st.one_of(st.just(-1.0), st.floats(0.01, 0.6)),
+    table=st.tuples(st.floats(0.01, 0.6), st.sampled_from([0.0, 50.0, 1000.0])),
 )
 def test_predictive_decision_matches_its_plain_python_twin(
-    idle, talk, wrap, ringing, waiting, pending, p_human
+    idle, talk, wrap, ringing, waiting, pending, p_human, p_next, table
 ):
-    m = warm_memory(p_human, attempts=300)
+    m = with_table(warm_memory(p_human, attempts=300), *table)
     obs, state, since, ring_t0 = floor(idle, talk, wrap, ringing, waiting, min(pending, len(talk)))
     m2 = m.copy()
-    got = lines(m, obs, state, since, ring_t0)
-    want = naive_predictive_lines(params(), m2, obs, NOW, state, since, ring_t0)
+    got = lines(m, obs, state, since, ring_t0, p_next=p_next)
+    want = naive_predictive_lines(params(), m2, obs, NOW, state, since, ring_t0, p_next)
     assert got == want
     np.testing.assert_allclose(m, m2)
+
+
+@pytest.mark.parametrize("idle,talk,ringing", [(10, 10, 0), (6, 14, 15), (25, 5, 100)])
+def test_leads_the_table_rates_lower_get_more_lines_and_higher_fewer(idle, talk, ringing):
+    f = floor(idle=idle, talk=[60.0] * talk, ringing=[3.0] * ringing)
+    base = with_table(warm_memory(p_human=0.1))
+    today = lines(base.copy(), *f)
+    assert lines(base.copy(), *f, p_next=-1.0) == today
+    assert lines(base.copy(), *f, p_next=0.0) == today
+    assert lines(base.copy(), *f, p_next=0.1) == today  # the leads the estimate is from
+    counts = [lines(base.copy(), *f, p_next=q) for q in (0.02, 0.05, 0.08, 0.1, 0.15, 0.3, 0.6)]
+    assert counts == sorted(counts, reverse=True), counts
+    assert counts[0] > today > counts[-1], counts
+
+
+def test_the_table_does_not_move_a_cold_pacer_or_one_without_table_history():
+    f = floor(idle=20)
+    cold = with_table(pacing.new_memory(params()))
+    assert lines(cold.copy(), *f, p_next=0.02) == lines(cold.copy(), *f)
+    fresh = warm_memory(p_human=0.1)  # no line dialled with a known table p yet
+    assert lines(fresh.copy(), *f, p_next=0.02) == lines(fresh.copy(), *f)
+    lines(fresh, *f, p_next=0.07)  # ... but it starts learning the table's scale
+    assert fresh[pacing.M_P_TABLE] == pytest.approx(0.07)
+    assert fresh[pacing.M_N_TABLE] > 0
 
 
 def test_no_agents_logged_in_means_no_lines():
