@@ -58,6 +58,19 @@ def usable(c, region, network, channels_used, channels, enabled, coverage, windo
     )
 
 
+@njit(cache=True, inline="always")
+def _first_usable(order, region, network, channels_used, channels, enabled, coverage, window, cps,
+                  now):
+    """The first carrier in `order` that can take the call now, or -1."""
+    for i in range(order.shape[0]):
+        c = order[i]
+        if usable(
+            c, region, network, channels_used, channels, enabled, coverage, window, cps, now
+        ):
+            return c
+    return -1
+
+
 @njit(cache=True)
 def pick_carrier(
     kind, region, product, network, now,
@@ -83,13 +96,10 @@ def pick_carrier(
                 return c
         return -1
     if kind == CHEAPEST:
-        for i in range(n):
-            c = cost_order[i]
-            if usable(
-                c, region, network, channels_used, channels, enabled, coverage, window, cps, now
-            ):
-                return c
-        return -1
+        return _first_usable(
+            cost_order, region, network, channels_used, channels, enabled, coverage, window, cps,
+            now,
+        )
     if kind == SEGMENTED:
         # Shares per destination network too: weights[r, product * networks + network, c].
         product = product * coverage.shape[2] + network
@@ -117,10 +127,6 @@ def pick_carrier(
     # full, over CPS or not covering it): the first usable carrier in cost_order
     # (cheapest first, or an order the operator configures). The fallback does
     # not touch the credits, so the shares resume where they were.
-    for i in range(n):
-        c = cost_order[i]
-        if usable(
-            c, region, network, channels_used, channels, enabled, coverage, window, cps, now
-        ):
-            return c
-    return -1
+    return _first_usable(
+        cost_order, region, network, channels_used, channels, enabled, coverage, window, cps, now,
+    )
