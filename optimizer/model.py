@@ -1,7 +1,7 @@
 """Contact-probability model: decayed outcome counts per segment, shrunk along a back-off tree.
 
 Holds `ContactModel` (online estimator, Thompson/UCB exploration, checkpoints,
-warm start from history) and `CarrierCusum` (per-carrier change detector); it
+warm start from history; the change detector is `optimizer/drift.py`); it
 never allocates traffic or touches the network. Numba loads on first use.
 
 Segment = (carrier, region, product, network, slot, attempt_bucket); `network`
@@ -238,23 +238,6 @@ class ContactModel:
                 "outcome rows skipped as malformed: count=%d first_row=%d total_rejected=%d",
                 n_bad, int(bad[1]), self.n_rejected_,
             )
-        return self
-
-    def forget(self, carrier: int, keep: float = 0.05) -> ContactModel:
-        """Keep only `keep` of everything learnt about `carrier` (its answer rate changed).
-
-        Its estimates fall back towards the tree above it and relearn from fresh outcomes
-        at the rate its traffic brings them, instead of waiting out the half-life.
-        """
-        self._check_fitted()
-        if not 0.0 <= keep <= 1.0:
-            raise ValueError(f"keep must be in [0, 1], got {keep!r}")
-        dims = self._dims()
-        per_carrier = self.level_sizes()[0] // int(dims[0])
-        self.counts_[carrier * per_carrier:(carrier + 1) * per_carrier] *= keep
-        n_net = int(dims[3])
-        self.ring_[carrier * n_net:(carrier + 1) * n_net] *= keep
-        self._tree_stale = True
         return self
 
     def rescale_human(self, carrier: int, ratio: float) -> ContactModel:
@@ -499,73 +482,3 @@ class ContactModel:
         for name in ("t_ref_", "now_s_", "n_seen_", "n_rejected_"):
             setattr(model, name, meta[name])
         return model
-
-
-class CarrierCusum:
-    """Two-sided CUSUM per carrier on its answer rate, against its own decaying baseline.
-
-    The baseline p0 is the carrier's answer rate since its last alarm, decayed with
-    `baseline_half_life_s`. Each attempt adds its log-likelihood ratio of the
-    shifted rates p0(1 + shift) and p0(1 - shift) against p0 to S+ and S-, which
-    are floored at 0 (Bernoulli CUSUM: the slack is the LLR's own negative drift
-    under p0, so it scales with the rate instead of being one k for every
-    carrier). A carrier whose S+ or S- passes `h` has changed; its statistics
-    reset and its baseline is relearnt from `min_attempts` fresh attempts.
-
-    With h = 11 false alarms come about once per e^11 ~ 60 000 attempts per side
-    or rarer; a halving of a 30 % answer rate is caught after about 200 attempts
-    (h / KL divergence per attempt), of a 10 % rate after about 650.
-    """
-
-    def __init__(
-        self,
-        n_carriers: int,
-        h: float = 11.0,
-        shift: float = 0.5,
-        baseline_half_life_s: float = 3600.0,
-        min_attempts: float = 300.0,
-    ) -> None:
-        self.n_carriers = n_carriers
-        self.h = h
-        self.shift = shift
-        self.baseline_half_life_s = baseline_half_life_s
-        self.min_attempts = min_attempts
-
-    def _init_state(self) -> None:
-        n = int(self.n_carriers)
-        self.baseline_ = np.zeros((n, 2))
-        self.s_pos_ = np.zeros(n)
-        self.s_neg_ = np.zeros(n)
-        self.last_t_ = np.full(n, np.nan)
-        self.direction_ = np.zeros(n, dtype=np.int8)
-        self.n_alarms_ = np.zeros(n, dtype=np.int64)
-        self.n_rejected_ = 0
-
-    def update(self, batch: OutcomeBatch) -> np.ndarray:
-        """Feed a batch in row order; boolean mask of carriers flagged as changed.
-
-        `direction_[c]` holds the sign of the last change (+1 up, -1 down).
-        Malformed rows are skipped and counted in `n_rejected_`.
-        """
-        if not hasattr(self, "baseline_"):
-            self._init_state()
-        alarm = np.zeros(int(self.n_carriers), dtype=np.bool_)
-        bad = np.zeros(1, dtype=np.int64)
-        _kernels()._cusum_kernel(
-            batch.carrier, batch.outcome, batch.t_s, int(self.n_carriers),
-            float(self.baseline_half_life_s), float(self.shift), float(self.h),
-            float(self.min_attempts), self.baseline_, self.s_pos_, self.s_neg_, self.last_t_,
-            alarm, self.direction_, bad,
-        )
-        self.n_alarms_ += alarm
-        if bad[0]:
-            self.n_rejected_ += int(bad[0])
-            log.warning("cusum rows skipped as malformed: count=%d", int(bad[0]))
-        return alarm
-
-    def baseline_rate(self) -> np.ndarray:
-        """Current baseline answer rate per carrier (NaN before any attempt)."""
-        if not hasattr(self, "baseline_"):
-            return np.full(int(self.n_carriers), np.nan)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return self.baseline_[:, 1] / self.baseline_[:, 0]

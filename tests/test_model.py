@@ -1,5 +1,5 @@
-"""ContactModel and CarrierCusum: kernels against a naive twin, shrinkage, decay,
-exploration, change detection, checkpoints and warm start from Parquet."""
+"""ContactModel: kernels against a naive twin, shrinkage, decay,
+exploration, checkpoints and warm start from Parquet."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from optimizer.history import INDEX_COLUMNS, OutcomeBatch, read_history, write_day
-from optimizer.model import CarrierCusum, ContactModel
+from optimizer.model import ContactModel
 from smartdial.outcomes import Outcome
 
 SHAPE = (3, 2, 2, 2, 3, 2)
@@ -267,50 +267,6 @@ def test_thompson_draws_are_reproducible_with_random_state():
 
 
 # --------------------------------------------------------------------- CUSUM
-
-
-def _carrier_batch(rng, n, p_answer, t0, carrier=0):
-    answered = rng.random(n) < p_answer
-    z = np.zeros(n, dtype=int)
-    return OutcomeBatch(
-        carrier=np.full(n, carrier), region=z, product=z, network=z, slot=z, attempt_bucket=z,
-        outcome=np.where(answered, Outcome.CONTACT, Outcome.NO_ANSWER),
-        t_s=t0 + np.arange(n) * 0.5, ring_s=np.full(n, 10.0), talk_s=np.full(n, 60.0),
-    )
-
-
-def test_cusum_flags_a_halving_answer_rate_within_a_few_hundred_attempts():
-    rng = np.random.default_rng(9)
-    det = CarrierCusum(n_carriers=2)
-    t = 0.0
-    for _ in range(20):  # 2000 attempts at 30 %: baseline
-        assert not det.update(_carrier_batch(rng, 100, 0.30, t)).any()
-        t += 50.0
-    attempts = 0
-    while attempts < 2000:
-        alarm = det.update(_carrier_batch(rng, 20, 0.15, t))
-        t += 10.0
-        attempts += 20
-        if alarm.any():
-            break
-    assert alarm[0] and not alarm[1]
-    assert det.direction_[0] == -1
-    assert attempts <= 500
-
-
-def test_cusum_raises_no_false_alarm_on_a_steady_carrier():
-    rng = np.random.default_rng(10)
-    det = CarrierCusum(n_carriers=3)
-    flagged = 0
-    t = 0.0
-    for _ in range(200):  # 200 batches x 3 carriers x 100 attempts = 60 000 attempts
-        batch = OutcomeBatch.concat(
-            [_carrier_batch(rng, 100, p, t, carrier=c) for c, p in enumerate((0.1, 0.3, 0.6))]
-        )
-        flagged += int(det.update(batch).sum())
-        t += 50.0
-    assert flagged == 0
-    np.testing.assert_allclose(det.baseline_rate(), (0.1, 0.3, 0.6), atol=0.05)
 
 
 # ------------------------------------------------------- checkpoint and history
