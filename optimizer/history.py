@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from smartdial.errors import SmartdialError
 from smartdial.outcomes import N_OUTCOMES
 
 log = logging.getLogger(__name__)
@@ -169,6 +170,7 @@ def read_history(
     warning; they never raise and never vanish unreported. Null ring or talk
     times become NaN.
     """
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     if isinstance(paths, str | PathLike):
@@ -177,7 +179,10 @@ def read_history(
     start = rejects.count
     parts = []
     for p in paths:
-        table = pq.read_table(p)
+        try:
+            table = pq.read_table(p)
+        except (OSError, pa.ArrowException) as exc:  # missing, unreadable, not Parquet
+            raise SmartdialError(f"{p}: cannot read outcome history: {exc}") from None
         n = table.num_rows
         cols, bad = {}, np.zeros(n, dtype=bool)
         for name in _DTYPES:

@@ -78,3 +78,15 @@ def test_help_does_not_import_numba():
 def test_unknown_policy_part_is_refused_by_the_parser(flag):
     with pytest.raises(SystemExit):
         main(["sim", "run", SMALL, flag, "warp-speed"])
+
+
+@pytest.mark.parametrize("content", [None, b"not parquet"])
+def test_an_unreadable_history_file_is_a_clear_error(capsys, tmp_path, content):
+    path = tmp_path / "day.parquet"
+    if content is not None:
+        path.write_bytes(content)
+    rc = main(["sim", "run", SMALL, "--policy", "optimizer", "--history", str(path),
+               "--no-oracle", "--quiet", "--report", "none", "--json"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert f"{path}: cannot read outcome history" in err
