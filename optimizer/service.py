@@ -52,6 +52,7 @@ class AllocationLoop:
         self.n_replans_on_alarm = 0
         self.n_replans_on_drift = 0
         self.stale_change = stale_change
+        self._ph_planned: np.ndarray | None = None  # (C,R,P,N,24) rates the plan used
         self.stale_sigmas = stale_sigmas
         self.min_stale_gap_s = min_stale_gap_s
 
@@ -117,6 +118,7 @@ class AllocationLoop:
     def _replan(self, now_s, launched_t_s, launched_carrier, dialer) -> None:
         pl = self.planner
         ph, pm, talk = self.estimates(now_s, dialer)
+        self._ph_planned = ph
         done = np.bincount(np.asarray(launched_carrier).astype(np.int64),
                            minlength=self.frame.shape[0]).astype(float)
         n_r, n_q = self.frame.shape[1], self.frame.shape[2] * self.frame.shape[3]
@@ -135,18 +137,26 @@ class AllocationLoop:
         """A carrier the plan uses in this slot answers `stale_change` less than planned.
 
         The live split only re-assigns the plan's per-carrier volumes, so a carrier whose
-        answer rate fell keeps its volume until the plan is redone: redo it now. Only
-        carriers whose fall is beyond `stale_sigmas` of their estimate's noise count.
+        answer rate fell keeps its volume until the plan is redone: redo it now. Planned and
+        current rates are compared at the same local hour (the day's hour shape is in the
+        plan already), relative to the floor as a whole (when every route answers less, as
+        the best leads are reached first, the carriers' volumes stay right and pacing absorbs
+        the rest). Only carriers whose fall is beyond `stale_sigmas` of their estimate's
+        noise count.
         """
         pl = self.planner
         if pl.plan is None or pl.data is None or now_s - pl.planned_at_s < self.min_stale_gap_s:
             return False
         s = int(min((now_s - pl.planned_at_s) // pl.slot_s, pl.data.shape[3] - 1))
         x = pl.plan.x[..., s]
-        planned = (x * pl.data.p_human[..., s]).sum(axis=(1, 2))
+        planned = (x * self._at_hour(self._ph_planned, now_s)).sum(axis=(1, 2))
+        bonus = self.optimism_factor(now_s)  # the planned rates carry it: like with like
+        if bonus is not None:
+            p_now = p_now * np.tile(bonus, (1, self.frame.shape[2]))[:, None, :]
         now = (x * p_now).sum(axis=(1, 2))
         big = planned > 0.02 * planned.sum()
-        fall = 1.0 - now[big] / planned[big]
+        level = min(now[big].sum() / planned[big].sum(), 1.0)
+        fall = 1.0 - now[big] / (planned[big] * level)
         bar = np.maximum(self.stale_change, self.stale_sigmas * self.relative_noise(now_s)[big])
         return bool((fall > bar).any())
 
@@ -154,10 +164,17 @@ class AllocationLoop:
         """(C,) relative standard error of each carrier's current rate estimate."""
         return np.zeros(self.frame.shape[0])
 
+    def optimism_factor(self, now_s: float) -> np.ndarray | None:
+        """(C, N) factor the planned rates carry over the estimates (None: none)."""
+        return None
+
     def estimates_now(self, now_s, dialer) -> np.ndarray:
         """(C, R, Q) p_human at each region's local hour now (for the live split)."""
+        return self._at_hour(self.estimates(now_s, dialer)[0], now_s)
+
+    def _at_hour(self, ph: np.ndarray, now_s: float) -> np.ndarray:
+        """(C, R, P, N, 24) rates by local hour -> (C, R, Q) at each region's hour now."""
         n_c, n_r, n_p, n_n = self.frame.shape
-        ph = self.estimates(now_s, dialer)[0]
         hour = self.frame.local_hour[:, self.frame.minute(now_s)]  # (R,)
         p_now = ph.reshape(n_c, n_r, n_p * n_n, N_HOURS)[:, np.arange(n_r), :, hour]
         return np.moveaxis(p_now, 0, 1)  # advanced indexing put R first
@@ -305,15 +322,20 @@ class LearningLoop(AllocationLoop):
         wts = mix[None, :, :, :, None, :]
         talk = self.model.mean_handle_s(self.t0_unix + now_s)
         ph = (ph * wts).sum(axis=-1)
-        if self.optimism > 0:
-            # Optimism in the face of uncertainty, per route (carrier × network): a route
-            # measured only by probe traffic is planned at its upper bound, so one that has
-            # recovered wins its traffic back sooner.
-            n_c, _, _, n_n = self.frame.shape
-            humans = self.model.decayed_counts(3, self.t0_unix + now_s)[:, 2].reshape(n_c, n_n)
-            bonus = 1.0 + self.optimism / np.sqrt(humans + 1.0)
+        bonus = self.optimism_factor(now_s)
+        if bonus is not None:
             ph = np.minimum(ph * bonus[:, None, None, :, None], 1.0)
         return ph, (pm * wts).sum(axis=-1), talk
+
+    def optimism_factor(self, now_s):
+        """Optimism in the face of uncertainty, per route (carrier × network): a route
+        measured only by probe traffic is planned at its upper bound, so one that has
+        recovered wins its traffic back sooner."""
+        if self.optimism <= 0:
+            return None
+        n_c, _, _, n_n = self.frame.shape
+        humans = self.model.decayed_counts(3, self.t0_unix + now_s)[:, 2].reshape(n_c, n_n)
+        return 1.0 + self.optimism / np.sqrt(humans + 1.0)
 
 
 def auto_half_life_s(frame: DayFrame, attempts: float = 5000.0, lo: float = 600.0,

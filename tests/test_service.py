@@ -13,7 +13,7 @@ from dialer import pacing
 from dialer.state import new_dialer
 from optimizer.history import OutcomeBatch
 from optimizer.policy import day_frame
-from optimizer.service import LearningLoop
+from optimizer.service import AllocationLoop, LearningLoop
 from smartdial.outcomes import CONTACT, NO_ANSWER
 
 N_LEADS = 3000
@@ -114,3 +114,50 @@ def test_each_replan_writes_the_models_contact_table_into_a_value_hopper(small):
     hours = np.unique(batch.slot)
     assert 0.8 * len(batch) < seen[..., 0, hours].sum() <= len(batch)
     assert seen[..., 1:, :].sum() == 0
+
+
+class _Told(AllocationLoop):
+    """The loop fed a rate table the test sets (C, R, P, N, 24), like the oracle's truth."""
+
+    ph: np.ndarray
+
+    def estimates(self, now_s, dialer):
+        return self.ph, 0.1 * self.ph, np.full(self.frame.shape[2], 150.0)
+
+
+def _replans_on_drift(small, change) -> int:
+    """Plan at 08:40 on a table with a steep hour shape, let `change` edit the table, step at
+    08:43 and at 09:02 (another local hour, still in the plan's first 30-min slot, which the
+    plan rated at 08:55); drift re-plans seen."""
+    op = small.operation
+    campaign = op.campaign(small.campaign)
+    frame = day_frame(op, campaign, small.date)
+    rng = np.random.default_rng(11)
+    leads = _leads(op, rng)
+    dialer = new_dialer(op, campaign, PolicySpec(pacing="adaptive", routing="optimizer"), leads)
+    dialer.obs[pacing.O_LOGGED] = float(frame.agents.max())
+    loop = _Told(frame, frame.start_utc.timestamp(), leads.region, leads.product, leads.network,
+                 replan_s=1e9)
+    n_c, n_r, n_p, n_n = frame.shape
+    hour_shape = np.linspace(0.30, 0.04, 24)  # answers fall hour by hour
+    quality = np.linspace(1.0, 0.6, n_c)[:, None, None, None, None]
+    loop.ph = quality * np.broadcast_to(hour_shape, (n_c, n_r, n_p, n_n, 24))
+    none = (np.zeros(0), np.zeros(0, np.int64))
+    loop.step(2400.0, OutcomeBatch.empty(), *none, dialer)
+    assert loop.planner.n_plans == 1
+    loop.ph = change(loop.ph.copy())
+    for now_s in (2580.0, 3720.0):
+        loop.step(now_s, OutcomeBatch.empty(), *none, dialer)
+    return loop.n_replans_on_drift
+
+
+def test_a_drift_replan_needs_one_carrier_to_fall_against_the_rest(small):
+    assert _replans_on_drift(small, lambda ph: ph) == 0  # only the hour moved
+    assert _replans_on_drift(small, lambda ph: 0.7 * ph) == 0  # every route alike
+    busiest = 0  # the best route: the plan leans on it
+
+    def halve(ph):
+        ph[busiest] *= 0.5
+        return ph
+
+    assert _replans_on_drift(small, halve) >= 1
