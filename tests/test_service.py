@@ -47,15 +47,22 @@ def _outcomes(frame, t0_unix, now_s, rng, answer_rate):
     ), t_start, c
 
 
-def _carrier_share(small, collapsed: int | None) -> np.ndarray:
-    """Mean weight of each carrier over the segments it may serve, after 5 epochs."""
+def _floor(small, seed: int, policy: PolicySpec | None = None):
+    """The small scenario's day frame, random leads and a dialer with every agent logged in."""
     op = small.operation
     campaign = op.campaign(small.campaign)
     frame = day_frame(op, campaign, small.date)
-    rng = np.random.default_rng(7)
+    rng = np.random.default_rng(seed)
     leads = _leads(op, rng)
-    dialer = new_dialer(op, campaign, PolicySpec(pacing="adaptive", routing="optimizer"), leads)
+    policy = policy or PolicySpec(pacing="adaptive", routing="optimizer")
+    dialer = new_dialer(op, campaign, policy, leads)
     dialer.obs[pacing.O_LOGGED] = float(frame.agents.max())
+    return frame, leads, dialer, rng
+
+
+def _carrier_share(small, collapsed: int | None) -> np.ndarray:
+    """Mean weight of each carrier over the segments it may serve, after 5 epochs."""
+    frame, leads, dialer, rng = _floor(small, 7)
     t0_unix = frame.start_utc.timestamp()
     loop = LearningLoop(frame, t0_unix, leads.region, leads.product, leads.network)
     rate = np.full(frame.shape[0], 0.20)
@@ -90,14 +97,8 @@ def test_a_carrier_whose_answer_rate_collapses_loses_share_after_a_replan(small,
 def test_each_replan_writes_the_models_contact_table_into_a_value_hopper(small):
     from dialer.state import contact_table
 
-    op = small.operation
-    campaign = op.campaign(small.campaign)
-    frame = day_frame(op, campaign, small.date)
-    rng = np.random.default_rng(3)
-    leads = _leads(op, rng)
     policy = PolicySpec(pacing="predictive", routing="optimizer", leads="value")
-    dialer = new_dialer(op, campaign, policy, leads)
-    dialer.obs[pacing.O_LOGGED] = float(frame.agents.max())
+    frame, leads, dialer, rng = _floor(small, 3, policy)
     loop = LearningLoop(frame, frame.start_utc.timestamp(), leads.region, leads.product,
                         leads.network)
     rate = np.full(frame.shape[0], 0.20)
@@ -129,13 +130,7 @@ def _replans_on_drift(small, change) -> int:
     """Plan at 08:40 on a table with a steep hour shape, let `change` edit the table, step at
     08:43 and at 09:02 (another local hour, still in the plan's first 30-min slot, which the
     plan rated at 08:55); drift re-plans seen."""
-    op = small.operation
-    campaign = op.campaign(small.campaign)
-    frame = day_frame(op, campaign, small.date)
-    rng = np.random.default_rng(11)
-    leads = _leads(op, rng)
-    dialer = new_dialer(op, campaign, PolicySpec(pacing="adaptive", routing="optimizer"), leads)
-    dialer.obs[pacing.O_LOGGED] = float(frame.agents.max())
+    frame, leads, dialer, _ = _floor(small, 11)
     loop = _Told(frame, frame.start_utc.timestamp(), leads.region, leads.product, leads.network,
                  replan_s=1e9)
     n_c, n_r, n_p, n_n = frame.shape
