@@ -1,8 +1,12 @@
 """Quality of the optimizer routing against the oracle and the baseline routings, over seeds.
 
     PYTHONPATH=. python benchmarks/quality_optimizer.py configs/scenarios/small.yaml --seeds 5
+    PYTHONPATH=. python benchmarks/quality_optimizer.py SCENARIO --pacing predictive --leads value
 
-Every policy runs on the same seeds (common random numbers) at the same pacing (adaptive).
+Every routing runs on the same seeds (common random numbers) at the same pacing and lead
+order (default adaptive and oldest: routing is the only difference; `--pacing predictive
+--leads value` gives the whole product, `smartdial`, against the same parts with other
+routings), beside the VICIdial-style `baseline` (adaptive, static, oldest).
 `optimizer-7d` is warm-started from 7 simulated days of history: 7 other seeds, dated 1..7
 days before, dialled under `--history-routing` (default static: the shares a site runs before
 the optimiser, and fast to simulate). Prints mean ± sd of contacts, cost and cost per contact, the
@@ -44,6 +48,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--history-days", type=int, default=7)
     ap.add_argument("--history-routing", default="static")
+    ap.add_argument("--pacing", default="adaptive")
+    ap.add_argument("--leads", default="oldest")
     ap.add_argument("--json", type=Path, help="also write the raw per-seed KPIs here")
     args = ap.parse_args(argv)
     sc = load_scenario(args.scenario)
@@ -54,11 +60,15 @@ def main(argv=None) -> int:
                                                  args.history_routing) if args.history_days else []
         for seed in seeds:
             for routing in ROUTINGS:
-                rec = simulate(sc, PolicySpec(pacing="adaptive", routing=routing), seed=seed)
+                rec = simulate(sc, PolicySpec(pacing=args.pacing, routing=routing,
+                                              leads=args.leads), seed=seed)
                 rows.setdefault(routing, []).append(kpis.compute(rec))
+            if (args.pacing, args.leads) != ("adaptive", "oldest"):  # else it is `static`
+                rec = simulate(sc, PolicySpec(pacing="adaptive", routing="static"), seed=seed)
+                rows.setdefault("baseline", []).append(kpis.compute(rec))
             if hist:
-                rec = simulate(sc, PolicySpec(pacing="adaptive", routing="optimizer"), seed=seed,
-                               history=hist)
+                rec = simulate(sc, PolicySpec(pacing=args.pacing, routing="optimizer",
+                                              leads=args.leads), seed=seed, history=hist)
                 rows.setdefault("optimizer-7d", []).append(kpis.compute(rec))
             print(f"seed {seed} done", flush=True)
 
@@ -68,18 +78,22 @@ def main(argv=None) -> int:
     oracle = arr("oracle", "contacts")
     base = {b: arr(b, "contacts") for b in ("static", "round_robin", "cheapest")}
     best = max(base, key=lambda b: base[b].mean())
-    print(f"\n{sc.name}: {len(seeds)} seeds, pacing adaptive; best baseline = {best}")
+    print(f"\n{sc.name}: {len(seeds)} seeds, pacing {args.pacing}, leads {args.leads}; "
+          f"best baseline routing = {best}")
     head = (f"{'policy':14} {'contacts':>16} {'cost MXN':>16} {'MXN/contact':>14} "
-            f"{'/oracle':>14} {'/best base':>14} {'viol':>5}")
+            f"{'/oracle':>14} {'/best base':>14} {'value M':>8} {'abandon %':>10} {'viol':>5}")
     print(head)
     for name in rows:
         c, cost, cpc = arr(name, "contacts"), arr(name, "cost"), arr(name, "cost_per_contact")
         r_or, r_b = c / oracle, c / base[best]
         viol = int(arr(name, "violations_total").max())
+        ab, ab24 = 100 * arr(name, "abandon_rate"), 100 * arr(name, "abandon_rate_24h_max")
         print(f"{name:14} {c.mean():9.0f} ± {c.std(ddof=1):4.0f} {cost.mean():9.0f} ± "
               f"{cost.std(ddof=1):4.0f} {cpc.mean():7.3f} ± {cpc.std(ddof=1):.3f} "
               f"{r_or.mean():7.1%} ± {r_or.std(ddof=1):.1%} {r_b.mean():7.1%} ± "
-              f"{r_b.std(ddof=1):.1%} {viol:5d}")
+              f"{r_b.std(ddof=1):.1%} {arr(name, 'value').mean() / 1e6:8.2f} "
+              f"{ab.mean():5.2f}/{ab24.mean():4.2f} "
+              f"{viol:5d}")
     if args.json:
         slim = {n: [{k: v for k, v in x.items() if k not in ("per_hour",)} for x in ks]
                 for n, ks in rows.items()}
