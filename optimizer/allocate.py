@@ -1038,7 +1038,13 @@ def live_split(
     est = np.asarray(estimates_p_human, dtype=np.float64)
     if est.ndim == 4:
         est = est[..., slot]
-    value = (est * data.value_mxn[None, None, :] - data.cost_per_attempt_mxn[..., slot]).reshape(
+    # Agent time is priced at the plan's dual of this slot's agent row: when the floor is
+    # agent-bound a contact is worth its value less the agent time it takes, so a route that
+    # only answers more buys no more contacts, and the cheaper route per contact wins.
+    lam = plan.duals.get("agents")
+    lam_s = max(float(lam[slot]), 0.0) if lam is not None and np.size(lam) > slot else 0.0
+    worth = data.value_mxn[None, :] - lam_s * data.handle_s  # (R, P) per contact
+    value = (est * worth[None] - data.cost_per_attempt_mxn[..., slot]).reshape(
         n_c, n_r * n_p
     )
     allowed = data.allowed()[..., slot].reshape(n_c, n_r * n_p)

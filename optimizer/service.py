@@ -124,12 +124,17 @@ class AllocationLoop:
         n_r, n_q = self.frame.shape[1], self.frame.shape[2] * self.frame.shape[3]
         queued = np.bincount(self.segment, weights=(dialer.state == hopper.QUEUED),
                              minlength=n_r * n_q).reshape(n_r, n_q)
+        # Predictive pacing dials whatever the agents can take: agent time, not the recent
+        # dial rate, bounds the volume, and the plan prices it (its agent dual reaches the
+        # live split), so better-answering routes are bought only where they pay.
+        rate = None if int(dialer.kinds[0]) == pacing.PREDICTIVE \
+            else self._dial_rate(now_s, launched_t_s)
         pl.replan(
             now_s, ph, pm, self._supply(dialer), talk_s=talk,
             agents_now=float(dialer.obs[pacing.O_LOGGED]) if now_s > 0 else None,
             enabled=dialer.enabled.copy(), done_per_carrier=done,
             expected_future_attempts=pl.expected_future_attempts(now_s),
-            queued=queued, attempts_per_agent_s=self._dial_rate(now_s, launched_t_s),
+            queued=queued, attempts_per_agent_s=rate,
         )
         self.replan_now = False
 

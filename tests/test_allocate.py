@@ -469,3 +469,19 @@ def test_a_bad_allocation_message_raises_a_clear_protocol_error():
     msg["schema"] = "smartdial.allocation/1"
     with pytest.raises(ProtocolError, match=r"sum to 0\.7"):
         AllocationMessage.parse({**msg, "valid_until": (now + timedelta(1)).isoformat()})
+
+
+def test_live_split_prices_agent_time_when_the_plan_is_agent_bound():
+    """Carrier 0 answers more, carrier 1 costs less per contact (0.5 / 0.2 = 2.5 MXN against
+    3 / 0.3 = 10 in region 0). With free agents the better answer rate wins region 0; when the
+    plan's agent row binds (dual 0.9 MXN per agent-second), a contact is worth 100 − 90 MXN, so
+    region 0 goes to the cheaper route per contact."""
+    cost = np.zeros((2, 2, 1, 1))
+    cost[0], cost[1] = 3.0, 0.5
+    data = tiny(n_r=2, cost_per_attempt_mxn=cost)
+    x = np.full((2, 2, 1, 1), 10.0)  # each carrier 20 attempts, each region 20
+    est = np.array([[[0.30], [0.12]], [[0.20], [0.10]]])  # (C, R, P)
+    free = AllocationResult(AllocationStatus.OPTIMAL, 0.0, x, duals={"agents": np.zeros(1)})
+    bound = AllocationResult(AllocationStatus.OPTIMAL, 0.0, x, duals={"agents": np.full(1, 0.9)})
+    assert live_split(free, data, est, slot=0)[0, 0] == pytest.approx([1.0, 0.0])
+    assert live_split(bound, data, est, slot=0)[0, 0] == pytest.approx([0.0, 1.0])

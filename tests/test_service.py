@@ -76,6 +76,7 @@ def _carrier_share(small, collapsed: int | None) -> np.ndarray:
         launched_c = np.r_[launched_c, carrier]
         loop.step(k * EPOCH_S, batch, launched_t, launched_c, dialer)
     assert loop.planner.n_plans >= 2 and loop.planner.problems == []
+    assert loop.planner.data.supply_per_slot is not None  # adaptive pacing: its dial rate
     w = dialer.weights  # (R, Q, C)
     np.testing.assert_allclose(w.sum(axis=2), 1.0)
     allowed = loop.allowed_lines.transpose(1, 2, 0)
@@ -104,6 +105,8 @@ def test_each_replan_writes_the_models_contact_table_into_a_value_hopper(small):
     rate = np.full(frame.shape[0], 0.20)
     batch, t_start, carrier = _outcomes(frame, loop.t0_unix, EPOCH_S, rng, rate)
     loop.step(EPOCH_S, batch, t_start, carrier, dialer)  # the first plan
+    # Predictive pacing fills the agents: the plan is bounded by agent time, not a dial rate.
+    assert loop.planner.data.supply_per_slot is None
     table = contact_table(dialer)
     n_c, n_r, n_p, n_n = frame.shape
     _, ph, _ = loop.model.predict_table(loop.t0_unix + EPOCH_S)
