@@ -108,7 +108,9 @@ def hop_params(hold_ratio: float = 0.7, hold_min_supply: float = 200.0,
     return h
 
 
-@njit(cache=True)
+# release_due and after_attempt are inlined where they are called (once each in
+# the simulator's loop): passing a dozen arrays cost more than their work.
+@njit(cache=True, inline="always")
 def release_due(head, tail, size, nxt, n_groups, group, ready_at, enq_t, state, now):
     """Move leads whose retry gap has passed into their group's ready queue.
 
@@ -275,7 +277,7 @@ def learn(contact_p, contact_n, g, hour, human, prior_n):
     )
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def after_attempt(
     head, tail, size, nxt, n_groups, lead, outcome, t_end,
     attempts_day, attempts_7d, ready_at, state, rules,
