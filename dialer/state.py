@@ -17,7 +17,8 @@ Dialer = namedtuple(
     "q_head q_tail q_size nxt n_groups group group_region enq_t ready_at state "
     "attempts_day attempts_7d "
     "enabled coverage weights credit rr cost_order channels channels_used cps cps_window "
-    "ring_t0 cell n_ab group_dims contact_p contact_n value peak hop hop_params",
+    "ring_t0 cell n_ab group_dims contact_p contact_n value peak hop hop_params "
+    "pick_key pick_tree",
 )
 """Fields added for predictive pacing and the VALUE lead order:
 
@@ -42,6 +43,7 @@ contact_n[g, h]    attempts learned per cell of contact_p. Predictive pacing rea
 value[lead]        value of a contact with this lead (MXN): the product's contact value.
 peak[g], hop[0]    VALUE's scratch: best probability later today, the minute it is for.
 hop_params         hopper.hop_params(): hold ratio, min supply, prior weight.
+pick_key, pick_tree  one decision's picking scratch (hopper.start_picks, hopper.pick).
 """
 
 N_ATTEMPT_BUCKETS = hopper.N_ATTEMPT_BUCKETS
@@ -171,6 +173,7 @@ def new_dialer(operation, campaign, policy, leads) -> Dialer:
     if routing.KINDS[policy.routing] == routing.SEGMENTED:
         n_lines = n_products * len(operation.networks)
     weights = np.broadcast_to(static_shares(operation), (n_regions, n_lines, n_carriers)).copy()
+    pick_key, pick_tree = hopper.new_picker(n_groups)
     return Dialer(
         kinds=np.array(
             [
@@ -216,4 +219,6 @@ def new_dialer(operation, campaign, policy, leads) -> Dialer:
         peak=np.zeros(n_groups),
         hop=np.full(1, -1, np.int64),
         hop_params=hopper.hop_params(),
+        pick_key=pick_key,
+        pick_tree=pick_tree,
     )

@@ -508,34 +508,23 @@ def _tick(w, d, f, log, now):
     ready_at, local_hour, contact_p, contact_n, value, peak, hop, hop_params = (
         d.ready_at, w.local_hour, d.contact_p, d.contact_n, d.value, d.peak, d.hop, d.hop_params
     )
+    pick_key, pick_tree = d.pick_key, d.pick_tree
     region, product, network = w.region, w.product, w.network
     channels_used, channels, enabled, coverage = d.channels_used, d.channels, d.enabled, d.coverage
     cps_window, cps, weights, credit, rr, cost_order = (
         d.cps_window, d.cps, d.weights, d.credit, d.rr, d.cost_order
     )
-    oldest = lead_kind == hopper.OLDEST and n > 0
-    if oldest:  # the same picks as next_lead, one scan per tick (see hopper.oldest_keys)
-        keys = np.empty(n_groups)
-        hopper.oldest_keys(q_head, q_size, n_groups, group_region, region_open, enq_t, minute,
-                           keys)
-        cb = hopper.due_callback(q_head, q_size, n_groups, region_open, ready_at, minute, now)
+    if n > 0:
+        hopper.start_picks(lead_kind, q_head, q_size, n_groups, group_region, region_open, enq_t,
+                           ready_at, minute, now, pick_key, pick_tree)
     for _ in range(n):
-        if oldest:
-            g = cb if cb >= 0 else hopper.oldest_of(keys)
-        else:
-            g = hopper.next_lead(
-                lead_kind, q_head, q_size, n_groups, group_region, region_open, enq_t, minute,
-                now, ready_at, local_hour, contact_p, contact_n, value, peak, hop, hop_params,
-            )
+        g, lead = hopper.pick(
+            lead_kind, q_head, q_tail, q_size, nxt, n_groups, group_region, region_open, enq_t,
+            minute, now, ready_at, local_hour, contact_p, contact_n, value, peak, hop, hop_params,
+            pick_key, pick_tree,
+        )
         if g < 0:
             break
-        lead = hopper.dequeue(q_head, q_tail, q_size, nxt, g)
-        if oldest:
-            if g == cb:
-                cb = hopper.due_callback(q_head, q_size, n_groups, region_open, ready_at, minute,
-                                         now)
-            else:
-                hopper.rekey(keys, q_head, q_size, enq_t, g)
         c = routing.pick_carrier(
             route_kind, region[lead], product[lead], network[lead], now,
             channels_used, channels, enabled, coverage, cps_window, cps,
