@@ -240,9 +240,9 @@ def new_picker(n_groups: int) -> tuple[np.ndarray, np.ndarray]:
     """Scratch for `start_picks` / `pick`: (pick_key[g], pick_tree).
 
     pick_tree[1:] is a tournament tree over the groups (node i's children are
-    2i and 2i+1, group g's leaf is size // 2 + g; each node holds the group with
-    the smallest key beneath it, the lower group on ties); pick_tree[0] is the
-    due callback queue of the decision, or -1.
+    2i and 2i+1, group g's leaf is len(pick_tree) // 2 + g; each node holds the
+    group with the smallest key beneath it, the lower group on ties);
+    pick_tree[0] is the due callback queue of the decision, or -1.
     """
     leaves = 1 << max(int(n_groups) - 1, 0).bit_length()
     return np.full(n_groups, np.inf), np.full(2 * leaves, -1, np.int64)

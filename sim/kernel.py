@@ -500,8 +500,7 @@ def _tick(w, d, f, log, now):
         )
     else:
         n = pacing.lines_to_dial(d.kinds[0], d.pace_params, d.pace_memory, d.obs, now, u)
-    # Arrays loaded from the structs once, outside the per-line loop: every
-    # load from a struct costs an atomic reference-count update.
+    # Arrays read from the structs once, outside the per-line loop.
     lead_kind, route_kind = d.kinds[2], d.kinds[1]
     q_head, q_tail, q_size, nxt, n_groups = d.q_head, d.q_tail, d.q_size, d.nxt, d.n_groups
     group_region, enq_t, region_open = d.group_region, d.enq_t, w.region_open
