@@ -65,7 +65,7 @@ Floor = namedtuple(
     "counters trunk_used trunk_window "
     "call_lead call_carrier call_row call_t call_due call_state call_agent free_calls wait_ring "
     "agent_state agent_since agent_call agent_idle_s agent_talk_s agent_wrap_s idle_ring "
-    "ev_t ev_key ev_meta samples",  # ev_*: the event heap (sim.events)
+    "ev_t ev_key ev_meta ev_lane_t ev_lane_key samples",  # ev_*: the event queue (sim.events)
 )
 
 Log = namedtuple("Log", "lead carrier attempt t_start ring_s wait_s conn_s outcome agent")
@@ -88,7 +88,8 @@ def new_log(capacity: int) -> Log:
 def new_floor(n_agents: int, n_carriers: int, max_calls: int, n_minutes: int, cps) -> Floor:
     counters = np.zeros(N_COUNTERS, np.int64)
     counters[K_FREE_CALLS] = max_calls
-    heap = events.new_queue(4 * (max_calls + n_agents) + 64)
+    # The lane holds calls ringing out (at most one event per call slot).
+    heap = events.new_queue(4 * (max_calls + n_agents) + 64, max_calls)
     return Floor(
         counters=counters,
         trunk_used=np.zeros(n_carriers, np.int64),
@@ -112,6 +113,8 @@ def new_floor(n_agents: int, n_carriers: int, max_calls: int, n_minutes: int, cp
         ev_t=heap.t,
         ev_key=heap.key,
         ev_meta=heap.meta,
+        ev_lane_t=heap.lane_t,
+        ev_lane_key=heap.lane_key,
         samples=np.zeros((n_minutes, N_SAMPLES), np.float64),
     )
 
@@ -329,7 +332,10 @@ def _launch(w, d, f, log, lead, c, now):
         signal = draws.sample(w.dists[D_FAIL], w.keys[draws.FAIL_SIGNAL], lead, att * 64)
         ring = min(signal, timeout)
     f.call_t[call] = -1.0 - outcome  # the pending outcome, until the ring ends
-    events.add(f.ev_t, f.ev_key, f.ev_meta, now + ring, E_RING_END, call)
+    if ring == timeout:  # rung out, as about half the calls: one delay for all, so a FIFO
+        events.add_to_lane(f.ev_lane_t, f.ev_lane_key, f.ev_meta, now + ring, E_RING_END, call)
+    else:
+        events.add(f.ev_t, f.ev_key, f.ev_meta, now + ring, E_RING_END, call)
     return True
 
 
@@ -546,13 +552,15 @@ def run_until(world, dialer, floor, attempts, t_stop):
     qt = f.ev_t
     qkey = f.ev_key
     meta = f.ev_meta
+    lt = f.ev_lane_t
+    lkey = f.ev_lane_key
     k = f.counters
     fired = 0
     end = w.scalars[W_END]
     tick_s = d.pace_params[pacing.P_TICK_S]
     n_minutes = f.samples.shape[0]
-    while meta[0] > 0 and qt[0] < t_stop:
-        now, kind, ref = events.pop(qt, qkey, meta)
+    while events.pending(meta) > 0 and events.next_time(qt, meta, lt) < t_stop:
+        now, kind, ref = events.take(qt, qkey, meta, lt, lkey)
         fired += 1
         if kind == E_TICK:
             if now < end:
