@@ -108,7 +108,9 @@ def hop_params(hold_ratio: float = 0.7, hold_min_supply: float = 200.0,
     return h
 
 
-@njit(cache=True)
+# release_due and after_attempt are inlined where they are called (once each in
+# the simulator's loop): passing a dozen arrays cost more than their work.
+@njit(cache=True, inline="always")
 def release_due(head, tail, size, nxt, n_groups, group, ready_at, enq_t, state, now):
     """Move leads whose retry gap has passed into their group's ready queue.
 
@@ -121,6 +123,17 @@ def release_due(head, tail, size, nxt, n_groups, group, ready_at, enq_t, state, 
             enq_t[lead] = ready_at[lead]
             state[lead] = QUEUED
             enqueue(head, tail, size, nxt, group[lead], lead)
+
+
+@njit(cache=True)
+def due_callback(head, size, n_groups, region_open, ready_at, minute, now):
+    """The first region's queue holding a callback due now in an open region, or -1."""
+    cb0 = n_groups + N_RETRY
+    for r in range(region_open.shape[0]):
+        q = cb0 + r
+        if size[q] > 0 and ready_at[head[q]] <= now and region_open[r, minute]:
+            return q
+    return -1
 
 
 @njit(cache=True)
@@ -141,13 +154,9 @@ def next_lead(
     `peak` and `hop` (hop[0]: the minute `peak` was computed for) are VALUE's
     scratch, refreshed here once a minute.
     """
-    n_regions = region_open.shape[0]
-    cb0 = n_groups + N_RETRY
-    for r in range(n_regions):
-        q = cb0 + r
-        if size[q] > 0 and ready_at[head[q]] <= now and region_open[r, minute]:
-            return q
-    best = -1
+    best = due_callback(head, size, n_groups, region_open, ready_at, minute, now)
+    if best >= 0:
+        return best
     if kind == OLDEST:
         best_key = np.inf
         for g in range(n_groups):
@@ -220,50 +229,94 @@ def p_next(
     return contact_p[g, h]
 
 
-# OLDEST within one decision. Between two picks of a tick only the queue just
-# dequeued changes (`now` and the minute stay put, and leads return to queues
-# only when attempts end), so a tick scans the groups once and then re-reads
-# one head per pick: `next_lead` rescanned every group and callback queue for
-# each line, most of a full floor's pick time.
+# One decision's picks. Between two picks of a decision only the queue just
+# dequeued changes (`now` and the minute stay put; leads return to queues only
+# when attempts end), so OLDEST keys its groups once per decision in a
+# tournament tree and re-keys one group per pick: a pick costs O(log groups),
+# where next_lead rescans every group and callback queue. VALUE asks next_lead.
+
+
+def new_picker(n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """Scratch for `start_picks` / `pick`: (pick_key[g], pick_tree).
+
+    pick_tree[1:] is a tournament tree over the groups (node i's children are
+    2i and 2i+1, group g's leaf is len(pick_tree) // 2 + g; each node holds the
+    group with the smallest key beneath it, the lower group on ties);
+    pick_tree[0] is the due callback queue of the decision, or -1.
+    """
+    leaves = 1 << max(int(n_groups) - 1, 0).bit_length()
+    return np.full(n_groups, np.inf), np.full(2 * leaves, -1, np.int64)
+
+
+@njit(cache=True, inline="always")
+def _first(keys, a, b):
+    """Of groups a and b (-1: none), the one with the smaller key, a on ties (a < b)."""
+    if a < 0:
+        return b
+    if b < 0:
+        return a
+    return b if keys[b] < keys[a] else a
 
 
 @njit(cache=True)
-def oldest_keys(head, size, n_groups, group_region, region_open, enq_t, minute, keys):
-    """keys[g] = the wait key of group g's head if g can be dialled at `minute`, else inf."""
+def start_picks(kind, head, size, n_groups, group_region, region_open, enq_t, ready_at, minute,
+                now, pick_key, pick_tree):
+    """Open a decision at (`minute`, `now`): the queues may have changed since the last one.
+
+    Every `pick` of the decision follows it, with nothing but picks in between.
+    """
+    if kind != OLDEST:
+        return
+    leaves = pick_tree.shape[0] // 2
     for g in range(n_groups):
         if size[g] == 0 or not region_open[group_region[g], minute]:
-            keys[g] = np.inf
+            pick_key[g] = np.inf
+            pick_tree[leaves + g] = -1
         else:
-            keys[g] = enq_t[head[g]]
-
-
-@njit(cache=True)
-def due_callback(head, size, n_groups, region_open, ready_at, minute, now):
-    """The first region's queue holding a callback due now in an open region, or -1."""
-    cb0 = n_groups + N_RETRY
-    for r in range(region_open.shape[0]):
-        q = cb0 + r
-        if size[q] > 0 and ready_at[head[q]] <= now and region_open[r, minute]:
-            return q
-    return -1
+            pick_key[g] = enq_t[head[g]]
+            pick_tree[leaves + g] = g
+    for i in range(leaves - 1, 0, -1):
+        pick_tree[i] = _first(pick_key, pick_tree[2 * i], pick_tree[2 * i + 1])
+    pick_tree[0] = due_callback(head, size, n_groups, region_open, ready_at, minute, now)
 
 
 @njit(cache=True, inline="always")
-def oldest_of(keys):
-    """The group with the smallest wait key (the first on ties), or -1 if none is open."""
-    best = -1
-    best_key = np.inf
-    for g in range(keys.shape[0]):
-        if keys[g] < best_key:
-            best_key = keys[g]
-            best = g
-    return best
+def pick(
+    kind, head, tail, size, nxt, n_groups, group_region, region_open, enq_t, minute, now,
+    ready_at, local_hour, contact_p, contact_n, value, peak, hop, params, pick_key, pick_tree,
+):
+    """Dequeue the lead to dial next in the decision `start_picks` opened: (queue, lead),
+    or (-1, -1) when there is none. The queue is next_lead's (the same picks).
 
-
-@njit(cache=True, inline="always")
-def rekey(keys, head, size, enq_t, g):
-    """Group g (open) was just dequeued: its key is its new head's."""
-    keys[g] = enq_t[head[g]] if size[g] > 0 else np.inf
+    A lead picked but not dialled goes back with `push_front`, and ends the decision.
+    """
+    cb = -1
+    if kind == OLDEST:
+        cb = pick_tree[0]
+        g = cb if cb >= 0 else pick_tree[1]
+    else:
+        g = next_lead(
+            kind, head, size, n_groups, group_region, region_open, enq_t, minute, now,
+            ready_at, local_hour, contact_p, contact_n, value, peak, hop, params,
+        )
+    if g < 0:
+        return -1, -1
+    lead = dequeue(head, tail, size, nxt, g)
+    if kind == OLDEST:
+        if g == cb:
+            pick_tree[0] = due_callback(head, size, n_groups, region_open, ready_at, minute, now)
+        else:  # its key is now its new head's: replay its matches up to the root
+            i = pick_tree.shape[0] // 2 + g
+            if size[g] > 0:
+                pick_key[g] = enq_t[head[g]]
+            else:
+                pick_key[g] = np.inf
+                pick_tree[i] = -1
+            i >>= 1
+            while i > 0:
+                pick_tree[i] = _first(pick_key, pick_tree[2 * i], pick_tree[2 * i + 1])
+                i >>= 1
+    return g, lead
 
 
 @njit(cache=True)
@@ -275,7 +328,7 @@ def learn(contact_p, contact_n, g, hour, human, prior_n):
     )
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def after_attempt(
     head, tail, size, nxt, n_groups, lead, outcome, t_end,
     attempts_day, attempts_7d, ready_at, state, rules,

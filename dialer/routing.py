@@ -71,7 +71,11 @@ def _first_usable(order, region, network, channels_used, channels, enabled, cove
     return -1
 
 
-@njit(cache=True)
+# Inlined where it is called (from one place in the simulator's loop): a call
+# passing a dozen arrays copies about a hundred machine words (each array is a
+# pointer, its shape, strides and owner) and counts references on them, which
+# cost more than the pick itself.
+@njit(cache=True, inline="always")
 def pick_carrier(
     kind, region, product, network, now,
     channels_used, channels, enabled, coverage, window, cps,

@@ -17,7 +17,8 @@ Dialer = namedtuple(
     "q_head q_tail q_size nxt n_groups group group_region enq_t ready_at state "
     "attempts_day attempts_7d "
     "enabled coverage weights credit rr cost_order channels channels_used cps cps_window "
-    "ring_t0 cell n_ab group_dims contact_p contact_n value peak hop hop_params",
+    "ring_t0 cell n_ab group_dims contact_p contact_n value peak hop hop_params "
+    "pick_key pick_tree",
 )
 """Fields added for predictive pacing and the VALUE lead order:
 
@@ -42,6 +43,7 @@ contact_n[g, h]    attempts learned per cell of contact_p. Predictive pacing rea
 value[lead]        value of a contact with this lead (MXN): the product's contact value.
 peak[g], hop[0]    VALUE's scratch: best probability later today, the minute it is for.
 hop_params         hopper.hop_params(): hold ratio, min supply, prior weight.
+pick_key, pick_tree  one decision's picking scratch (hopper.start_picks, hopper.pick).
 """
 
 N_ATTEMPT_BUCKETS = hopper.N_ATTEMPT_BUCKETS
@@ -95,12 +97,16 @@ def _chain(q_head, q_tail, q_size, nxt, queue, leads) -> None:
     """
     if not leads.size:
         return
-    same = queue[1:] == queue[:-1]
-    nxt[leads[:-1][same]] = leads[1:][same]
-    nxt[leads[np.r_[~same, True]]] = -1
-    q_head[queue[np.r_[True, ~same]]] = leads[np.r_[True, ~same]]
-    q_tail[queue[np.r_[~same, True]]] = leads[np.r_[~same, True]]
-    q_size += np.bincount(queue, minlength=q_size.size)
+    first = np.flatnonzero(queue[1:] != queue[:-1]) + 1  # where each queue but the first starts
+    last = np.append(first - 1, leads.size - 1)  # where each queue ends
+    first = np.insert(first, 0, 0)
+    succ = np.empty_like(leads)  # each lead's successor in its queue: the next one, or -1
+    succ[:-1] = leads[1:]
+    succ[last] = -1
+    nxt[leads] = succ  # one scatter: masks and compressions cost several times more
+    q_head[queue[first]] = leads[first]
+    q_tail[queue[last]] = leads[last]
+    q_size[queue[first]] += last - first + 1
 
 
 def new_dialer(operation, campaign, policy, leads) -> Dialer:
@@ -147,16 +153,21 @@ def new_dialer(operation, campaign, policy, leads) -> Dialer:
     attempts_7d = leads.attempts_7d.astype(np.int16)
     barred = leads.dnc | (attempts_7d >= rules[hopper.R_MAX_7D])
     state[barred] = hopper.DONE
-    callback_s = np.asarray(getattr(leads, "callback_s", np.full(n, -1.0)), np.float64)
+    callback_s = getattr(leads, "callback_s", None)
+    callback_s = np.full(n, -1.0) if callback_s is None else np.asarray(callback_s, np.float64)
     promised = (callback_s >= 0) & ~barred
     state[promised] = hopper.CALLBACK_WAIT
     ready_at = np.where(promised, callback_s, 0.0)
     # Oldest first: fresh leads by days past due, the oldest debt first.
     enq_t = -leads.days_past_due.astype(np.float64)
     # By group, then most days past due; one stable sort on a packed int64 key
-    # (days past due fit in 16 bits) gives lexsort's order several times faster.
-    order = np.argsort((group.astype(np.int64) << 16) - leads.days_past_due, kind="stable")
-    order = order[~(barred | promised)[order]]
+    # (days past due fit in 16 bits) gives lexsort's order several times faster,
+    # and none is needed when the leads are stored in that order already (a
+    # portfolio by region then oldest debt, under OLDEST's one group per region).
+    order = np.flatnonzero(~(barred | promised))
+    key = (group[order].astype(np.int64) << 16) - leads.days_past_due[order]
+    if (key[1:] < key[:-1]).any():
+        order = order[np.argsort(key, kind="stable")]
     _chain(q_head, q_tail, q_size, nxt, group[order].astype(np.int64), order)
     # Promised callbacks: per region, in callback-time order.
     cb = np.flatnonzero(promised)
@@ -171,6 +182,7 @@ def new_dialer(operation, campaign, policy, leads) -> Dialer:
     if routing.KINDS[policy.routing] == routing.SEGMENTED:
         n_lines = n_products * len(operation.networks)
     weights = np.broadcast_to(static_shares(operation), (n_regions, n_lines, n_carriers)).copy()
+    pick_key, pick_tree = hopper.new_picker(n_groups)
     return Dialer(
         kinds=np.array(
             [
@@ -216,4 +228,6 @@ def new_dialer(operation, campaign, policy, leads) -> Dialer:
         peak=np.zeros(n_groups),
         hop=np.full(1, -1, np.int64),
         hop_params=hopper.hop_params(),
+        pick_key=pick_key,
+        pick_tree=pick_tree,
     )

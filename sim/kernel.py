@@ -65,7 +65,7 @@ Floor = namedtuple(
     "counters trunk_used trunk_window "
     "call_lead call_carrier call_row call_t call_due call_state call_agent free_calls wait_ring "
     "agent_state agent_since agent_call agent_idle_s agent_talk_s agent_wrap_s idle_ring "
-    "ev_t ev_key ev_meta samples",  # ev_*: the event heap (sim.events)
+    "ev_t ev_key ev_meta ev_lane_t ev_lane_key samples",  # ev_*: the event queue (sim.events)
 )
 
 Log = namedtuple("Log", "lead carrier attempt t_start ring_s wait_s conn_s outcome agent")
@@ -88,7 +88,8 @@ def new_log(capacity: int) -> Log:
 def new_floor(n_agents: int, n_carriers: int, max_calls: int, n_minutes: int, cps) -> Floor:
     counters = np.zeros(N_COUNTERS, np.int64)
     counters[K_FREE_CALLS] = max_calls
-    heap = events.new_queue(4 * (max_calls + n_agents) + 64)
+    # The lane holds calls ringing out (at most one event per call slot).
+    heap = events.new_queue(4 * (max_calls + n_agents) + 64, max_calls)
     return Floor(
         counters=counters,
         trunk_used=np.zeros(n_carriers, np.int64),
@@ -112,6 +113,8 @@ def new_floor(n_agents: int, n_carriers: int, max_calls: int, n_minutes: int, cp
         ev_t=heap.t,
         ev_key=heap.key,
         ev_meta=heap.meta,
+        ev_lane_t=heap.lane_t,
+        ev_lane_key=heap.lane_key,
         samples=np.zeros((n_minutes, N_SAMPLES), np.float64),
     )
 
@@ -329,7 +332,10 @@ def _launch(w, d, f, log, lead, c, now):
         signal = draws.sample(w.dists[D_FAIL], w.keys[draws.FAIL_SIGNAL], lead, att * 64)
         ring = min(signal, timeout)
     f.call_t[call] = -1.0 - outcome  # the pending outcome, until the ring ends
-    events.add(f.ev_t, f.ev_key, f.ev_meta, now + ring, E_RING_END, call)
+    if ring == timeout:  # rung out, as about half the calls: one delay for all, so a FIFO
+        events.add_to_lane(f.ev_lane_t, f.ev_lane_key, f.ev_meta, now + ring, E_RING_END, call)
+    else:
+        events.add(f.ev_t, f.ev_key, f.ev_meta, now + ring, E_RING_END, call)
     return True
 
 
@@ -500,42 +506,30 @@ def _tick(w, d, f, log, now):
         )
     else:
         n = pacing.lines_to_dial(d.kinds[0], d.pace_params, d.pace_memory, d.obs, now, u)
-    # Arrays loaded from the structs once, outside the per-line loop: every
-    # load from a struct costs an atomic reference-count update.
+    # Arrays read from the structs once, outside the per-line loop.
     lead_kind, route_kind = d.kinds[2], d.kinds[1]
     q_head, q_tail, q_size, nxt, n_groups = d.q_head, d.q_tail, d.q_size, d.nxt, d.n_groups
     group_region, enq_t, region_open = d.group_region, d.enq_t, w.region_open
     ready_at, local_hour, contact_p, contact_n, value, peak, hop, hop_params = (
         d.ready_at, w.local_hour, d.contact_p, d.contact_n, d.value, d.peak, d.hop, d.hop_params
     )
+    pick_key, pick_tree = d.pick_key, d.pick_tree
     region, product, network = w.region, w.product, w.network
     channels_used, channels, enabled, coverage = d.channels_used, d.channels, d.enabled, d.coverage
     cps_window, cps, weights, credit, rr, cost_order = (
         d.cps_window, d.cps, d.weights, d.credit, d.rr, d.cost_order
     )
-    oldest = lead_kind == hopper.OLDEST and n > 0
-    if oldest:  # the same picks as next_lead, one scan per tick (see hopper.oldest_keys)
-        keys = np.empty(n_groups)
-        hopper.oldest_keys(q_head, q_size, n_groups, group_region, region_open, enq_t, minute,
-                           keys)
-        cb = hopper.due_callback(q_head, q_size, n_groups, region_open, ready_at, minute, now)
+    if n > 0:
+        hopper.start_picks(lead_kind, q_head, q_size, n_groups, group_region, region_open, enq_t,
+                           ready_at, minute, now, pick_key, pick_tree)
     for _ in range(n):
-        if oldest:
-            g = cb if cb >= 0 else hopper.oldest_of(keys)
-        else:
-            g = hopper.next_lead(
-                lead_kind, q_head, q_size, n_groups, group_region, region_open, enq_t, minute,
-                now, ready_at, local_hour, contact_p, contact_n, value, peak, hop, hop_params,
-            )
+        g, lead = hopper.pick(
+            lead_kind, q_head, q_tail, q_size, nxt, n_groups, group_region, region_open, enq_t,
+            minute, now, ready_at, local_hour, contact_p, contact_n, value, peak, hop, hop_params,
+            pick_key, pick_tree,
+        )
         if g < 0:
             break
-        lead = hopper.dequeue(q_head, q_tail, q_size, nxt, g)
-        if oldest:
-            if g == cb:
-                cb = hopper.due_callback(q_head, q_size, n_groups, region_open, ready_at, minute,
-                                         now)
-            else:
-                hopper.rekey(keys, q_head, q_size, enq_t, g)
         c = routing.pick_carrier(
             route_kind, region[lead], product[lead], network[lead], now,
             channels_used, channels, enabled, coverage, cps_window, cps,
@@ -558,13 +552,15 @@ def run_until(world, dialer, floor, attempts, t_stop):
     qt = f.ev_t
     qkey = f.ev_key
     meta = f.ev_meta
+    lt = f.ev_lane_t
+    lkey = f.ev_lane_key
     k = f.counters
     fired = 0
     end = w.scalars[W_END]
     tick_s = d.pace_params[pacing.P_TICK_S]
     n_minutes = f.samples.shape[0]
-    while meta[0] > 0 and qt[0] < t_stop:
-        now, kind, ref = events.pop(qt, qkey, meta)
+    while events.pending(meta) > 0 and events.next_time(qt, meta, lt) < t_stop:
+        now, kind, ref = events.take(qt, qkey, meta, lt, lkey)
         fired += 1
         if kind == E_TICK:
             if now < end:

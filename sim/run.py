@@ -107,7 +107,7 @@ def simulate(
     n_seen = 0
     if controller is not None:
         controller.on_epoch(0.0, pending, log, 0, dialer)
-    while floor.ev_meta[0] > 0:
+    while events.n_pending(floor.ev_meta) > 0:
         t_stop = t + epoch
         if kernel.run_until(*structs, t_stop) < 0:
             raise RuntimeError("event heap or attempt log overflow: sizing bug")

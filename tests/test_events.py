@@ -58,3 +58,57 @@ def test_events_come_out_in_time_then_scheduling_order(evs):
     assert list(zip(t.tolist(), k.tolist(), r.tolist(), strict=True)) == naive_drain(
         times.tolist(), kinds.tolist(), refs.tolist(), pops.tolist()
     )
+
+
+@njit
+def _drain_with_lane(q, times, to_lane, delay, pops_after):
+    # Event i is due at times[i] after the clock (the last event out), or, on the lane,
+    # `delay` after it; pops_after[i] events come out after it goes in, then the rest.
+    qt, qkey, meta, lt, lkey = q
+    out_t = np.empty(times.shape[0])
+    out_ref = np.empty(times.shape[0], np.int64)
+    out_due = np.empty(times.shape[0])  # next_time just before each event came out
+    n = 0
+    clock = 0.0
+    for i in range(times.shape[0]):
+        if to_lane[i]:
+            events.add_to_lane(lt, lkey, meta, clock + delay, 1, i)
+        else:
+            events.add(qt, qkey, meta, clock + times[i], 0, i)
+        for _ in range(pops_after[i]):
+            if events.pending(meta) > 0:
+                out_due[n] = events.next_time(qt, meta, lt)
+                clock, _, out_ref[n] = events.take(qt, qkey, meta, lt, lkey)
+                out_t[n] = clock
+                n += 1
+    while events.pending(meta) > 0:
+        out_due[n] = events.next_time(qt, meta, lt)
+        clock, _, out_ref[n] = events.take(qt, qkey, meta, lt, lkey)
+        out_t[n] = clock
+        n += 1
+    return out_t, out_ref, out_due
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 6).map(float), st.booleans(), st.integers(0, 2)),
+             max_size=200),
+    st.integers(0, 4).map(float),
+)
+def test_a_lane_of_equal_delays_merges_with_the_heap_in_time_then_scheduling_order(evs, delay):
+    times = np.array([e[0] for e in evs], np.float64)
+    to_lane = np.array([e[1] for e in evs], np.bool_)
+    pops = np.array([e[2] for e in evs], np.int64)
+    q = events.new_queue(max(len(evs), 1), max(len(evs), 1))
+    t, r, due = _drain_with_lane(q, times, to_lane, delay, pops)
+    assert due.tolist() == t.tolist()
+    # The same schedule through heapq, by (due time, order scheduled).
+    heap, out, clock = [], [], 0.0
+    for i, (dt_, lane, p) in enumerate(zip(times, to_lane, pops, strict=True)):
+        heapq.heappush(heap, (clock + (delay if lane else dt_), i))
+        for _ in range(p):
+            if heap:
+                clock, j = heapq.heappop(heap)
+                out.append((clock, j))
+    out += [heapq.heappop(heap) for _ in range(len(heap))]
+    assert list(zip(t.tolist(), r.tolist(), strict=True)) == out

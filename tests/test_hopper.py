@@ -105,12 +105,8 @@ def drive(d, region_open, local_hour, seed, twin=True):
             d.q_head, d.q_tail, d.q_size, d.nxt, d.n_groups, d.group, d.ready_at, d.enq_t,
             d.state, t,
         )
-        if kind == hopper.OLDEST:  # the kernel's per-tick picking must agree with next_lead
-            keys = np.empty(d.n_groups)
-            hopper.oldest_keys(d.q_head, d.q_size, d.n_groups, d.group_region, region_open,
-                               d.enq_t, minute, keys)
-            cb = hopper.due_callback(d.q_head, d.q_size, d.n_groups, region_open, d.ready_at,
-                                     minute, t)
+        hopper.start_picks(kind, d.q_head, d.q_size, d.n_groups, d.group_region, region_open,
+                           d.enq_t, d.ready_at, minute, t, d.pick_key, d.pick_tree)
         for _ in range(int(rng.integers(0, 6))):
             args = (
                 kind, d.q_head, d.q_size, d.n_groups, d.group_region, region_open, d.enq_t,
@@ -120,17 +116,17 @@ def drive(d, region_open, local_hour, seed, twin=True):
             q = hopper.next_lead(*args, d.peak, d.hop, d.hop_params)
             if twin:
                 assert q == naive_next_lead(*args, peak, hop, d.hop_params)
-            if kind == hopper.OLDEST:
-                assert q == (cb if cb >= 0 else hopper.oldest_of(keys))
+            # The decision's picker (what the kernel asks) dequeues next_lead's pick.
+            g, lead = hopper.pick(
+                kind, d.q_head, d.q_tail, d.q_size, d.nxt, d.n_groups, d.group_region,
+                region_open, d.enq_t, minute, t, d.ready_at, local_hour, d.contact_p,
+                d.contact_n, d.value, d.peak, d.hop, d.hop_params, d.pick_key, d.pick_tree,
+            )
+            assert g == q
             if q < 0:
+                assert lead == -1
                 break
-            lead = int(hopper.dequeue(d.q_head, d.q_tail, d.q_size, d.nxt, q))
-            if kind == hopper.OLDEST:
-                if q == cb:
-                    cb = hopper.due_callback(d.q_head, d.q_size, d.n_groups, region_open,
-                                             d.ready_at, minute, t)
-                else:
-                    hopper.rekey(keys, d.q_head, d.q_size, d.enq_t, q)
+            lead = int(lead)
             d.attempts_day[lead] += 1
             d.attempts_7d[lead] += 1
             d.state[lead] = hopper.IN_FLIGHT

@@ -1,10 +1,12 @@
 """The world's per-minute tables, built on arrays, agree minute by minute with the
 tz database and the schema's own rules (calling hours, staffing), across DST changes;
-the kernel's struct twins write through to the world's arrays."""
+the kernel's struct twins write through to the world's arrays; the portfolio follows
+the scenario's mixes, stored by region then oldest debt."""
 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -116,3 +118,49 @@ def test_a_borrowed_twin_reads_and_writes_the_same_arrays_as_its_structref(small
     assert close_borrowed(twins[2], 10.0) == (3, 8)
     assert f.agent_wrap_s.tolist() == [6.0, 6.0, 6.0]
     assert f.agent_since.tolist() == [10.0, 10.0, 10.0]
+
+
+def test_portfolio_follows_the_scenario_mixes_stored_by_region_then_oldest_debt():
+    import numpy as np
+
+    from configs import load_scenario
+    from sim.portfolio import generate
+
+    mx = load_scenario(Path(__file__).parents[1] / "configs" / "scenarios" / "mx-collections.yaml")
+    pf, op = mx.portfolio, mx.operation
+    leads = generate(mx, 7)
+    n = pf.leads
+    assert all(a.shape == (n,) for a in leads)
+    again = generate(mx, 7)
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(leads, again, strict=True))
+    assert leads.product.tobytes() != generate(mx, 8).product.tobytes()
+
+    # Storage order: region ascending, then days past due descending.
+    key = leads.region.astype(np.int64) * 1000 - leads.days_past_due
+    assert (np.diff(key) >= 0).all()
+
+    def close(counts, mix: dict, index) -> None:
+        p = np.zeros(counts.size)
+        for name, w in mix.items():
+            p[index(name)] = w
+        p /= p.sum()
+        # Each share within 5 binomial standard errors of its probability.
+        assert np.all(np.abs(counts / n - p) <= 5 * np.sqrt(p * (1 - p) / n) + 1e-12)
+
+    close(np.bincount(leads.region, minlength=len(op.regions)), pf.region_weights,
+          op.region_index)
+    close(np.bincount(leads.product, minlength=len(op.products)), pf.product_mix,
+          op.product_index)
+    close(np.bincount(leads.network, minlength=len(op.networks)), pf.network_mix,
+          op.network_index)
+    days = range(1, pf.days_past_due_max + 1)
+    close(np.bincount(leads.days_past_due, minlength=len(days) + 1)[1:],
+          {d: 1.0 for d in days}, lambda d: d - 1)
+    assert set(np.unique(leads.attempts_7d)) == set(range(pf.prior_attempts_7d_max + 1))
+    sd = np.sqrt(0.5 / n)  # gamma(2, 0.5): mean 1, variance 0.5
+    assert abs(leads.propensity.mean() - 1.0) < 5 * sd
+    assert abs(leads.propensity.var() - 0.5) < 0.02
+    assert abs(np.median(leads.balance_mxn) / 8000.0 - 1) < 0.02  # lognormal, median 8000
+    for facts, p in ((leads.dnc, pf.dnc_fraction), (leads.invalid, pf.invalid_fraction),
+                     (leads.callback_s >= 0, pf.callback_fraction)):
+        assert abs(facts.mean() - p) < 5 * np.sqrt(p * (1 - p) / n)
