@@ -250,13 +250,13 @@ def _theta_node(row, scale, eh, em, m, th, tm, vh, qh):
 @njit(cache=True, nogil=True)
 def _table_kernel(
     dims, lvl0, lvl1, lvl2, lvl3, lvl4, root, s_short, s_long, m_long, m_short, prior,
-    p_answer, p_human, p_machine, var_human, want_var,
+    p_answer, p_human, p_machine, scratch, var_human, want_var,
 ):
     """Two-timescale estimate of every leaf, dense passes, each tree node computed once.
 
     1. Long chain, top-down: Dirichlet back-off over the long columns (strengths
        `m_long`, root prior mean `prior`) gives p_long (human, machine) per node and
-       leaf; leaves' values are parked in `p_human` / `p_machine`. The same pass sums
+       leaf. The same pass sums
        the expected short-term answers E(v) = Σ_leaves n_short(leaf)·p_long(leaf) per
        node (levels 1 and 2 directly, 3 to the root from level 2).
     2. Short-term correction, top-down: θ(v) = (O(v) + m·p̄·θ(parent)) / (E(v) + m·p̄)
@@ -264,8 +264,12 @@ def _table_kernel(
        p_long·θ, human and machine each, scaled down together when their sum
        exceeds 0.999. With `want_var`, `var_human` gets the first-order variance
        θ²·var(p_long) + p_long²·var(θ) (each chain carries its parent's variance down).
-    Outputs are flat (n_segments,) arrays. Counts are multiplied by `s_short` /
-    `s_long` (the decay from the reference epoch to now).
+    Outputs are flat (n_segments,) arrays; `scratch` is one more, overwritten. The
+    first pass parks per leaf the two terms of p_long·θ = a + b·θ(level 1) for human
+    and machine in the outputs and `scratch`, so the second pass reads 32 bytes a leaf
+    instead of its 64-byte count row (both passes are bound by memory bandwidth).
+    Counts are multiplied by `s_short` / `s_long` (the decay from the reference epoch
+    to now).
     """
     n_c, n_r, n_p, n_n, n_s, n_a = dims[0], dims[1], dims[2], dims[3], dims[4], dims[5]
     n1 = lvl1.shape[0]
@@ -290,6 +294,7 @@ def _table_kernel(
     e1 = np.empty((n1, 2))
     e2 = np.zeros((n2, 2))
     m0 = m_long[0]
+    ms0 = m_short[0]
     i1 = 0
     for c in range(n_c):
         for _r in range(n_r):
@@ -298,7 +303,12 @@ def _table_kernel(
                     for s in range(n_s):
                         i2 = (c * n_n + n) * n_s + s
                         q = ql2[i2]
-                        h1, x1 = _long_mean(lvl1[i1], s_long, m_long[1], q[0], q[1])
+                        if want_var:
+                            h1, x1, v1 = _long_node(lvl1[i1], s_long, m_long[1],
+                                                    q[0], q[1], q[2])
+                        else:
+                            h1, x1 = _long_mean(lvl1[i1], s_long, m_long[1], q[0], q[1])
+                            v1 = 0.0
                         eh = 0.0
                         em = 0.0
                         for a in range(n_a):
@@ -308,11 +318,19 @@ def _table_kernel(
                             inv = 1.0 / (row[4] * s_long + m0)
                             h0 = (row[6] * s_long + m0 * h1) * inv
                             x0 = (row[7] * s_long + m0 * x1) * inv
-                            p_human[i0] = h0
-                            p_machine[i0] = x0
                             ns = row[0] * s_short
                             eh += ns * h0
                             em += ns * x0
+                            # θ at a leaf, where p̄ = E/n = p_long: p_long·θ =
+                            # (O + m·p_long·θ(parent)) / (n + m), also when n = 0.
+                            invs = 1.0 / (ns + ms0)
+                            p_answer[i0] = row[2] * s_short * invs
+                            p_human[i0] = ms0 * h0 * invs
+                            p_machine[i0] = row[3] * s_short * invs
+                            scratch[i0] = ms0 * x0 * invs
+                            if want_var:
+                                var_human[i0] = (h0 * (1.0 - h0) * inv / (1.0 + inv)
+                                                 + (m0 * inv) * (m0 * inv) * v1)
                         e1[i1, 0] = eh
                         e1[i1, 1] = em
                         e2[i2, 0] += eh
@@ -347,7 +365,6 @@ def _table_kernel(
         t = t3[i2 // n_s]
         t2[i2, 0], t2[i2, 1], t2[i2, 2] = _theta_node(lvl2[i2], s_short, e2[i2, 0], e2[i2, 1],
                                                       m_short[2], t[0], t[1], t[2], ql2[i2, 0])
-    ms0 = m_short[0]
     i1 = 0
     for c in range(n_c):
         for _r in range(n_r):
@@ -358,39 +375,26 @@ def _table_kernel(
                         t = t2[i2]
                         row1 = lvl1[i1]
                         q = ql2[i2]
-                        if want_var:
-                            h1, _, v1 = _long_node(row1, s_long, m_long[1], q[0], q[1], q[2])
-                        else:
-                            h1, _ = _long_mean(row1, s_long, m_long[1], q[0], q[1])
-                            v1 = 0.0
+                        h1, _ = _long_mean(row1, s_long, m_long[1], q[0], q[1])
                         t1h, t1m, t1v = _theta_node(row1, s_short, e1[i1, 0], e1[i1, 1],
                                                     m_short[1], t[0], t[1], t[2], h1)
                         for a in range(n_a):
                             i0 = i1 * n_a + a
-                            row = lvl0[i0]
-                            lh = p_human[i0]  # the long leaf, parked by the first pass
-                            lm = p_machine[i0]
-                            ns = row[0] * s_short
-                            # _theta_node at a leaf, where p̄ = E/n = p_long: p_long·θ =
-                            # (O + m·p_long·θ(parent)) / (n + m), also when n = 0.
-                            if want_var:
-                                d = row[4] * s_long + m0
-                                var_human[i0] = (lh * (1.0 - lh) / (d + 1.0)
-                                                 + (m0 / d) * (m0 / d) * v1)
-                            inv = 1.0 / (ns + ms0)
-                            ph = (row[2] * s_short + ms0 * lh * t1h) * inv
-                            pm = (row[3] * s_short + ms0 * lm * t1m) * inv
+                            b_h = p_human[i0]
+                            ph = p_answer[i0] + b_h * t1h
+                            pm = p_machine[i0] + scratch[i0] * t1m
                             tot = ph + pm
                             f = 1.0 if tot <= _MAX_ANSWER else _MAX_ANSWER / tot
-                            ph *= f
-                            pm *= f
-                            p_human[i0] = ph
-                            p_machine[i0] = pm
-                            p_answer[i0] = ph + pm
+                            p_human[i0] = ph * f
+                            p_machine[i0] = pm * f
+                            p_answer[i0] = (ph + pm) * f
                             if want_var:
-                                t0h = ph / (f * lh)
+                                ns = lvl0[i0, 0] * s_short
+                                invs = 1.0 / (ns + ms0)
+                                lh = b_h / (ms0 * invs)
+                                t0h = ph / lh
                                 if ns > 0.0:
-                                    t0v = t0h * inv / lh + (ms0 * inv) * (ms0 * inv) * t1v
+                                    t0v = t0h * invs / lh + (ms0 * invs) * (ms0 * invs) * t1v
                                 else:
                                     t0v = t1v + t1h / (ms0 * lh)
                                 var_human[i0] = f * f * (

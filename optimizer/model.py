@@ -359,8 +359,17 @@ class ContactModel:
         _kernels()._table_kernel(
             self._dims(), lv[0], lv[1], lv[2], lv[3], lv[4], lv[5], short, long,
             self._strength(), self._strength(short=True), np.asarray(_ROOT_PRIOR),
-            flat[0], flat[1], flat[2], np.empty(0) if var is None else var, var is not None,
+            flat[0], flat[1], flat[2], self._scratch(), np.empty(0) if var is None else var,
+            var is not None,
         )
+
+    def _scratch(self) -> np.ndarray:
+        """A leaf-sized buffer the table kernel overwrites (kept: allocating ~8 bytes a
+        segment on every refresh costs page faults)."""
+        n = self.level_sizes()[0]
+        if getattr(self, "_scratch_buf", None) is None or self._scratch_buf.size != n:
+            self._scratch_buf = np.empty(n)
+        return self._scratch_buf
 
     def _leaf_table(self, now_s: float | None) -> tuple[np.ndarray, ...]:
         """Flat (p_answer, p_human, p_machine, var p_human) of every leaf at `now_s`,
