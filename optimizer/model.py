@@ -171,6 +171,7 @@ class ContactModel:
             if name not in self.get_params():
                 raise ValueError(f"ContactModel has no parameter {name!r}")
             setattr(self, name, value)
+        self._table_cache = None  # estimates depend on the strengths
         return self
 
     def _dims(self) -> np.ndarray:
