@@ -13,8 +13,10 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-# Columns of every count table: decayed sums of attempts, answered, human, machine.
+# Columns of every count table: decayed sums of attempts, answered, human, machine, first
+# with the short half-life (columns 0-3), then with the long one (4-7).
 N_STATS = 4
+N_COLS = 2 * N_STATS
 # Levels of the back-off tree, leaf first: 0 (c,r,p,n,s,a), 1 (c,r,p,n,s), 2 (c,n,s),
 # 3 (c,n), 4 (c); the root (global) is kept apart as level 5.
 N_LEVELS = 6
@@ -25,6 +27,8 @@ _LN2 = np.log(2.0)
 _MACHINE = 2
 _N_OUTCOMES = 8
 _CONTACT = 0
+# An estimate's p_human + p_machine is capped here (p_long·θ can exceed 1).
+_MAX_ANSWER = 0.999
 
 
 # Rows are handled in chunks: a compute pass (validate, leaf id, weight, the small
@@ -69,22 +73,26 @@ def _prefetch_row(typingctx, table, row):
 @njit(cache=True, nogil=True)
 def _update_kernel(
     carrier, region, product, network, slot, bucket, outcome, t_s, ring_s, talk_s,
-    dims, t_ref, half_life_s, t_max, leaves, ring, handle, bad,
+    dims, t_ref, half_life_s, long_half_life_s, t_max, leaves, ring, handle, bad,
 ):
-    """Add each well-formed row, weighted 2**((t - t_ref)/half_life), to the leaf table.
+    """Add each well-formed row to both memories of its leaf row.
 
-    `leaves` (n_segments, 4): attempts, answered, human, machine. `ring`
-    (carrier*network, 4): weight and weighted ring time over all attempts, then
-    over answered ones; `handle` (product, 2): weight and weighted talk time over
-    CONTACT rows. Malformed rows are skipped; `bad` gets [count, first row].
+    `leaves` (n_segments, 8): attempts, answered, human, machine weighted
+    2**((t - t_ref)/half_life_s) (short memory), then the same four weighted
+    2**((t - t_ref)/long_half_life_s) (long memory): one 64-byte row, so both halves
+    cost one cache miss. `ring` (carrier*network, 4): weight and weighted ring time
+    over all attempts, then over answered ones; `handle` (product, 2): weight and
+    weighted talk time over CONTACT rows; both long-weighted (durations do not drift
+    within a day). Malformed rows are skipped; `bad` gets [count, first row].
     The upper levels of the tree are derived from `leaves` by `_levels_kernel`.
     """
     n_c, n_r, n_p, n_n, n_s, n_a = dims[0], dims[1], dims[2], dims[3], dims[4], dims[5]
     rate = _LN2 / half_life_s
+    rate_l = _LN2 / long_half_life_s
     n_rows = outcome.shape[0]
     chunk = max(min(n_rows, _CHUNK_ROWS), 1)
     leaf = np.empty(chunk, np.int64)
-    wgt = np.empty(chunk, np.float64)
+    wgt = np.empty((chunk, 2), np.float64)
     kind = np.empty(chunk, np.int8)
     n_bad = 0
     first_bad = -1
@@ -110,17 +118,20 @@ def _update_kernel(
                     first_bad = i
                 n_bad += 1
                 continue
-            w = np.exp((t - t_ref) * rate)
+            dt = t - t_ref
+            w = np.exp(dt * rate)
+            wl = np.exp(dt * rate_l)
             # kind: 0 human, 1 machine, 2 not answered
             k = 0 if o < _MACHINE else (1 if o == _MACHINE else 2)
             leaf[m] = ((((c * n_r + r) * n_p + p) * n_n + n) * n_s + s) * n_a + a
-            wgt[m] = w
+            wgt[m, 0] = w
+            wgt[m, 1] = wl
             kind[m] = k
             m += 1
             # Branch-free on purpose: outcomes are unpredictable, selects are cheap.
             rs = np.float64(ring_s[i])
             ok = rs >= 0.0 and rs < np.inf
-            wr = w if ok else 0.0
+            wr = wl if ok else 0.0
             rs = rs if ok else 0.0
             wa = wr if k < 2 else 0.0
             i3 = c * n_n + n
@@ -130,7 +141,7 @@ def _update_kernel(
             ring[i3, 3] += wa * rs
             ts = np.float64(talk_s[i])
             ok = o == _CONTACT and ts >= 0.0 and ts < np.inf
-            wt = w if ok else 0.0
+            wt = wl if ok else 0.0
             ts = ts if ok else 0.0
             handle[p, 0] += wt
             handle[p, 1] += wt * ts
@@ -145,12 +156,17 @@ def _scatter(leaf, wgt, kind, m, leaves):
         if j + _PREFETCH_AHEAD < m:
             _prefetch_row(leaves, leaf[j + _PREFETCH_AHEAD])
         i = leaf[j]
-        w = wgt[j]
+        w = wgt[j, 0]
+        wl = wgt[j, 1]
         k = kind[j]
         leaves[i, 0] += w
         leaves[i, 1] += w if k < 2 else 0.0
         leaves[i, 2] += w if k == 0 else 0.0
         leaves[i, 3] += w if k == 1 else 0.0
+        leaves[i, 4] += wl
+        leaves[i, 5] += wl if k < 2 else 0.0
+        leaves[i, 6] += wl if k == 0 else 0.0
+        leaves[i, 7] += wl if k == 1 else 0.0
 
 
 @njit(cache=True, nogil=True)
@@ -165,7 +181,7 @@ def _levels_kernel(dims, lvl0, lvl1, lvl2, lvl3, lvl4, root):
                 for n in range(n_n):
                     for s in range(n_s):
                         i2 = (c * n_n + n) * n_s + s
-                        for j in range(4):
+                        for j in range(N_COLS):
                             acc = 0.0
                             for a in range(n_a):
                                 acc += lvl0[i1 * n_a + a, j]
@@ -174,51 +190,111 @@ def _levels_kernel(dims, lvl0, lvl1, lvl2, lvl3, lvl4, root):
                         i1 += 1
     lvl3[:] = 0.0
     for i2 in range(lvl2.shape[0]):
-        for j in range(4):
+        for j in range(N_COLS):
             lvl3[i2 // n_s, j] += lvl2[i2, j]
     lvl4[:] = 0.0
     for i3 in range(lvl3.shape[0]):
-        for j in range(4):
+        for j in range(N_COLS):
             lvl4[i3 // n_n, j] += lvl3[i3, j]
     root[:] = 0.0
     for c in range(n_c):
-        for j in range(4):
+        for j in range(N_COLS):
             root[0, j] += lvl4[c, j]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _long_node(row, scale, m, qh, qm, v):
+    """Dirichlet step of the long chain at one node: (p_human, p_machine, var p_human)
+    from the node's long counts and its parent's posterior (qh, qm, v)."""
+    tot = row[4] * scale
+    d = tot + m
+    h = (row[6] * scale + m * qh) / d
+    x = (row[7] * scale + m * qm) / d
+    shrink = m / d
+    return h, x, h * (1.0 - h) / (d + 1.0) + shrink * shrink * v
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _long_mean(row, scale, m, qh, qm):
+    """`_long_node` without the variance."""
+    inv = 1.0 / (row[4] * scale + m)
+    return (row[6] * scale + m * qh) * inv, (row[7] * scale + m * qm) * inv
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _theta_node(row, scale, eh, em, m, th, tm, vh, qh):
+    """Gamma-Poisson step of the short-term correction at one node.
+
+    O = the node's short-decayed human (machine) count, E = eh (em) its expected count
+    under the long model, prior θ = the parent's (th, tm) with m·p̄ pseudo-expected
+    answers, p̄ = E / n_short. Returns (θ_human, θ_machine, var θ_human). A node
+    without short data keeps its parent's θ and adds the prior's own variance
+    θ/(m·qh) (qh: the node's long rate), the limit of the formula as its data vanish.
+    """
+    # With p̄ = E/n: θ = (n·O/E + m·θ_parent) / (n + m), and E + m·p̄ = E·(n + m)/n.
+    n = row[0] * scale
+    if n > 0.0 and eh > 0.0:
+        inv = 1.0 / (n + m)
+        shrink = m * inv
+        th0 = (n * (row[2] * scale) / eh + m * th) * inv
+        v = th0 * n * inv / eh + shrink * shrink * vh
+    else:
+        th0 = th
+        v = vh + th / (m * max(qh, 1e-12))
+    tm0 = tm
+    if n > 0.0 and em > 0.0:
+        tm0 = (n * (row[3] * scale) / em + m * tm) / (n + m)
+    return th0, tm0, v
 
 
 @njit(cache=True, nogil=True)
 def _table_kernel(
-    dims, lvl0, lvl1, lvl2, lvl3, lvl4, root, scale, strength, prior, p_answer, p_human, p_machine,
+    dims, lvl0, lvl1, lvl2, lvl3, lvl4, root, s_short, s_long, m_long, m_short, prior,
+    p_answer, p_human, p_machine, scratch, var_human, want_var,
 ):
-    """Posterior means of every leaf, top-down, each tree node computed once.
+    """Two-timescale estimate of every leaf, dense passes, each tree node computed once.
 
-    Outputs are flat (n_segments,) arrays; same shrinkage as `_posterior_kernel`.
+    1. Long chain, top-down: Dirichlet back-off over the long columns (strengths
+       `m_long`, root prior mean `prior`) gives p_long (human, machine) per node and
+       leaf. The same pass sums
+       the expected short-term answers E(v) = Σ_leaves n_short(leaf)·p_long(leaf) per
+       node (levels 1 and 2 directly, 3 to the root from level 2).
+    2. Short-term correction, top-down: θ(v) = (O(v) + m·p̄·θ(parent)) / (E(v) + m·p̄)
+       per node, θ(root's parent) = 1, strengths `m_short`; a leaf's estimate is
+       p_long·θ, human and machine each, scaled down together when their sum
+       exceeds 0.999. With `want_var`, `var_human` gets the first-order variance
+       θ²·var(p_long) + p_long²·var(θ) (each chain carries its parent's variance down).
+    Outputs are flat (n_segments,) arrays; `scratch` is one more, overwritten. The
+    first pass parks per leaf the two terms of p_long·θ = a + b·θ(level 1) for human
+    and machine in the outputs and `scratch`, so the second pass reads 32 bytes a leaf
+    instead of its 64-byte count row (both passes are bound by memory bandwidth).
+    Counts are multiplied by `s_short` / `s_long` (the decay from the reference epoch
+    to now).
     """
     n_c, n_r, n_p, n_n, n_s, n_a = dims[0], dims[1], dims[2], dims[3], dims[4], dims[5]
-    m = strength[5]
-    tot = root[0, 0] * scale
-    gh = (root[0, 2] * scale + m * prior[0]) / (tot + m)
-    gm = (root[0, 3] * scale + m * prior[1]) / (tot + m)
-    q4 = np.empty((n_c, 2))
-    q3 = np.empty((n_c * n_n, 2))
-    q2 = np.empty((n_c * n_n * n_s, 2))
-    m = strength[4]
+    n1 = lvl1.shape[0]
+    n2 = n_c * n_n * n_s
+    n3 = n_c * n_n
+    # ---- 1. long chain: root and the small levels
+    l5h, l5m, l5v = _long_node(root[0], s_long, m_long[5], prior[0], prior[1], 0.0)
+    ql4 = np.empty((n_c, 3))
+    ql3 = np.empty((n3, 3))
+    ql2 = np.empty((n2, 3))
     for c in range(n_c):
-        tot = lvl4[c, 0] * scale
-        q4[c, 0] = (lvl4[c, 2] * scale + m * gh) / (tot + m)
-        q4[c, 1] = (lvl4[c, 3] * scale + m * gm) / (tot + m)
-    m = strength[3]
-    for i3 in range(n_c * n_n):
-        tot = lvl3[i3, 0] * scale
-        q3[i3, 0] = (lvl3[i3, 2] * scale + m * q4[i3 // n_n, 0]) / (tot + m)
-        q3[i3, 1] = (lvl3[i3, 3] * scale + m * q4[i3 // n_n, 1]) / (tot + m)
-    m = strength[2]
-    for i2 in range(n_c * n_n * n_s):
-        tot = lvl2[i2, 0] * scale
-        q2[i2, 0] = (lvl2[i2, 2] * scale + m * q3[i2 // n_s, 0]) / (tot + m)
-        q2[i2, 1] = (lvl2[i2, 3] * scale + m * q3[i2 // n_s, 1]) / (tot + m)
-    m1 = strength[1]
-    m0 = strength[0]
+        ql4[c, 0], ql4[c, 1], ql4[c, 2] = _long_node(lvl4[c], s_long, m_long[4], l5h, l5m, l5v)
+    for i3 in range(n3):
+        q = ql4[i3 // n_n]
+        ql3[i3, 0], ql3[i3, 1], ql3[i3, 2] = _long_node(lvl3[i3], s_long, m_long[3],
+                                                       q[0], q[1], q[2])
+    for i2 in range(n2):
+        q = ql3[i2 // n_s]
+        ql2[i2, 0], ql2[i2, 1], ql2[i2, 2] = _long_node(lvl2[i2], s_long, m_long[2],
+                                                       q[0], q[1], q[2])
+    # ---- 1b. leaves, and E summed bottom-up
+    e1 = np.empty((n1, 2))
+    e2 = np.zeros((n2, 2))
+    m0 = m_long[0]
+    ms0 = m_short[0]
     i1 = 0
     for c in range(n_c):
         for _r in range(n_r):
@@ -226,70 +302,101 @@ def _table_kernel(
                 for n in range(n_n):
                     for s in range(n_s):
                         i2 = (c * n_n + n) * n_s + s
-                        tot = lvl1[i1, 0] * scale
-                        h1 = (lvl1[i1, 2] * scale + m1 * q2[i2, 0]) / (tot + m1)
-                        x1 = (lvl1[i1, 3] * scale + m1 * q2[i2, 1]) / (tot + m1)
+                        q = ql2[i2]
+                        if want_var:
+                            h1, x1, v1 = _long_node(lvl1[i1], s_long, m_long[1],
+                                                    q[0], q[1], q[2])
+                        else:
+                            h1, x1 = _long_mean(lvl1[i1], s_long, m_long[1], q[0], q[1])
+                            v1 = 0.0
+                        eh = 0.0
+                        em = 0.0
                         for a in range(n_a):
                             i0 = i1 * n_a + a
-                            tot = lvl0[i0, 0] * scale
-                            h0 = (lvl0[i0, 2] * scale + m0 * h1) / (tot + m0)
-                            x0 = (lvl0[i0, 3] * scale + m0 * x1) / (tot + m0)
-                            p_answer[i0] = h0 + x0
-                            p_human[i0] = h0
-                            p_machine[i0] = x0
+                            row = lvl0[i0]
+                            # _long_node written out, one division per leaf
+                            inv = 1.0 / (row[4] * s_long + m0)
+                            h0 = (row[6] * s_long + m0 * h1) * inv
+                            x0 = (row[7] * s_long + m0 * x1) * inv
+                            ns = row[0] * s_short
+                            eh += ns * h0
+                            em += ns * x0
+                            # θ at a leaf, where p̄ = E/n = p_long: p_long·θ =
+                            # (O + m·p_long·θ(parent)) / (n + m), also when n = 0.
+                            invs = 1.0 / (ns + ms0)
+                            p_answer[i0] = row[2] * s_short * invs
+                            p_human[i0] = ms0 * h0 * invs
+                            p_machine[i0] = row[3] * s_short * invs
+                            scratch[i0] = ms0 * x0 * invs
+                            if want_var:
+                                var_human[i0] = (h0 * (1.0 - h0) * inv / (1.0 + inv)
+                                                 + (m0 * inv) * (m0 * inv) * v1)
+                        e1[i1, 0] = eh
+                        e1[i1, 1] = em
+                        e2[i2, 0] += eh
+                        e2[i2, 1] += em
                         i1 += 1
-
-
-@njit(cache=True, nogil=True)
-def _posterior_kernel(
-    seg, dims, lvl0, lvl1, lvl2, lvl3, lvl4, root, scale, strength, prior,
-    mean_out, var_out,
-):
-    """Posterior of each leaf segment by shrinking down the back-off tree.
-
-    At every level the Dirichlet prior over (human, machine, not answered) has
-    mean = the parent's posterior mean and strength `strength[level]`; the root's
-    prior mean is `prior` (human, machine). Counts are multiplied by `scale` (the
-    decay from the reference epoch to now). `mean_out[k]` = (p_answer, p_human,
-    p_machine); `var_out[k]` = variance of p_human, including the parent's
-    uncertainty carried down (law of total variance, first order).
-    """
-    n_r, n_p, n_n, n_s, n_a = dims[1], dims[2], dims[3], dims[4], dims[5]
-    m5 = strength[5]
-    tot = root[0, 0] * scale
-    root_h = (root[0, 2] * scale + m5 * prior[0]) / (tot + m5)
-    root_m = (root[0, 3] * scale + m5 * prior[1]) / (tot + m5)
-    root_v = root_h * (1.0 - root_h) / (tot + m5 + 1.0)
-    for k in range(seg.shape[0]):
-        i0 = seg[k]
-        i1 = i0 // n_a
-        s = i1 % n_s
-        rest = i1 // n_s
-        n = rest % n_n
-        c = rest // (n_n * n_p * n_r)
-        i3 = c * n_n + n
-        i2 = i3 * n_s + s
-        qh = root_h
-        qm = root_m
-        v = root_v
-        for level in range(4, -1, -1):
-            if level == 4:
-                row = lvl4[c]
-            elif level == 3:
-                row = lvl3[i3]
-            elif level == 2:
-                row = lvl2[i2]
-            elif level == 1:
-                row = lvl1[i1]
-            else:
-                row = lvl0[i0]
-            m = strength[level]
-            tot = row[0] * scale
-            shrink = m / (tot + m)
-            qh = (row[2] * scale + m * qh) / (tot + m)
-            qm = (row[3] * scale + m * qm) / (tot + m)
-            v = qh * (1.0 - qh) / (tot + m + 1.0) + shrink * shrink * v
-        mean_out[k, 0] = qh + qm
-        mean_out[k, 1] = qh
-        mean_out[k, 2] = qm
-        var_out[k] = v
+    e3 = np.zeros((n3, 2))
+    for i2 in range(n2):
+        e3[i2 // n_s, 0] += e2[i2, 0]
+        e3[i2 // n_s, 1] += e2[i2, 1]
+    e4 = np.zeros((n_c, 2))
+    for i3 in range(n3):
+        e4[i3 // n_n, 0] += e3[i3, 0]
+        e4[i3 // n_n, 1] += e3[i3, 1]
+    e5h = 0.0
+    e5m = 0.0
+    for c in range(n_c):
+        e5h += e4[c, 0]
+        e5m += e4[c, 1]
+    # ---- 2. short-term correction θ, top-down
+    t5h, t5m, t5v = _theta_node(root[0], s_short, e5h, e5m, m_short[5], 1.0, 1.0, 0.0, l5h)
+    t4 = np.empty((n_c, 3))
+    t3 = np.empty((n3, 3))
+    t2 = np.empty((n2, 3))
+    for c in range(n_c):
+        t4[c, 0], t4[c, 1], t4[c, 2] = _theta_node(lvl4[c], s_short, e4[c, 0], e4[c, 1],
+                                                   m_short[4], t5h, t5m, t5v, ql4[c, 0])
+    for i3 in range(n3):
+        t = t4[i3 // n_n]
+        t3[i3, 0], t3[i3, 1], t3[i3, 2] = _theta_node(lvl3[i3], s_short, e3[i3, 0], e3[i3, 1],
+                                                      m_short[3], t[0], t[1], t[2], ql3[i3, 0])
+    for i2 in range(n2):
+        t = t3[i2 // n_s]
+        t2[i2, 0], t2[i2, 1], t2[i2, 2] = _theta_node(lvl2[i2], s_short, e2[i2, 0], e2[i2, 1],
+                                                      m_short[2], t[0], t[1], t[2], ql2[i2, 0])
+    i1 = 0
+    for c in range(n_c):
+        for _r in range(n_r):
+            for _p in range(n_p):
+                for n in range(n_n):
+                    for s in range(n_s):
+                        i2 = (c * n_n + n) * n_s + s
+                        t = t2[i2]
+                        row1 = lvl1[i1]
+                        q = ql2[i2]
+                        h1, _ = _long_mean(row1, s_long, m_long[1], q[0], q[1])
+                        t1h, t1m, t1v = _theta_node(row1, s_short, e1[i1, 0], e1[i1, 1],
+                                                    m_short[1], t[0], t[1], t[2], h1)
+                        for a in range(n_a):
+                            i0 = i1 * n_a + a
+                            b_h = p_human[i0]
+                            ph = p_answer[i0] + b_h * t1h
+                            pm = p_machine[i0] + scratch[i0] * t1m
+                            tot = ph + pm
+                            f = 1.0 if tot <= _MAX_ANSWER else _MAX_ANSWER / tot
+                            p_human[i0] = ph * f
+                            p_machine[i0] = pm * f
+                            p_answer[i0] = (ph + pm) * f
+                            if want_var:
+                                ns = lvl0[i0, 0] * s_short
+                                invs = 1.0 / (ns + ms0)
+                                lh = b_h / (ms0 * invs)
+                                t0h = ph / lh
+                                if ns > 0.0:
+                                    t0v = t0h * invs / lh + (ms0 * invs) * (ms0 * invs) * t1v
+                                else:
+                                    t0v = t1v + t1h / (ms0 * lh)
+                                var_human[i0] = f * f * (
+                                    t0h * t0h * var_human[i0] + lh * lh * t0v)
+                        i1 += 1

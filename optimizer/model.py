@@ -1,4 +1,4 @@
-"""Contact-probability model: decayed outcome counts per segment, shrunk along a back-off tree.
+"""Contact-probability model: two memories of outcome counts per segment, shrunk along a tree.
 
 Holds `ContactModel` (online estimator, Thompson/UCB exploration, checkpoints,
 warm start from history; the change detector is `optimizer/drift.py`); it
@@ -15,10 +15,23 @@ Back-off tree, leaf first (level: key):
     3: (carrier, network)
     4: (carrier,)
     5: global
-The posterior at a node is Dirichlet over (human, machine, not answered) whose
-prior mean is the parent's posterior mean and whose strength is fixed per level
-(`prior_strength`; see DESIGN notes in the class docstring). Because all three
-rates share one Dirichlet, p_answer = p_human + p_machine exactly.
+Two timescales: every leaf keeps its outcomes decayed twice, with a short
+half-life (minutes: today's level, drift) and a long one (days: the shapes history
+teaches, by hour, carrier × network, region, product). The estimate is the long
+model times a short-term correction:
+
+* long chain: at each node a Dirichlet over (human, machine, not answered) on the
+  long counts, prior mean = the parent's posterior mean, strength fixed per level
+  (`prior_strength`); gives p_long (human, machine) per node and leaf.
+* short correction: per node the observed short-term answers O against the
+  expected E = Σ_leaves n_short(leaf)·p_long(leaf) under it; the ratio θ = O/E is
+  shrunk down the same tree (Poisson-Gamma: θ(v) = (O + m·p̄·θ(parent)) /
+  (E + m·p̄), p̄ = E/n_short, strengths `short_strength`), θ = 1 above the root.
+* estimate: p_human = p_long_human·θ_human(leaf), p_machine likewise (both scaled
+  down together if their sum passes 0.999), p_answer = p_human + p_machine.
+
+A carrier whose rate halves gets θ ≈ ½ at level 4 within minutes and every leaf of
+it follows, while the hour shapes learnt from history survive a day of decay.
 """
 
 from __future__ import annotations
@@ -49,7 +62,10 @@ FUTURE_TOLERANCE_S = 3600.0
 # Re-base the weight epoch once now is this many half-lives past it (2**128 is far
 # from float64 overflow, and old weights lose nothing they had not already lost).
 _REBASE_HALF_LIVES = 128.0
-_FORMAT = "smartdial.contact_model/1"
+_FORMAT = "smartdial.contact_model/2"
+_FORMAT_V1 = "smartdial.contact_model/1"
+_N_COLS = 8  # short attempts, answered, human, machine; then the same, long-decayed
+_LINE = 64  # bytes: a leaf row (8 float64) is one cache line when the table is aligned
 
 
 def _kernels():  # -> the kernels module, imported on first use
@@ -58,38 +74,63 @@ def _kernels():  # -> the kernels module, imported on first use
     return _model_kernels
 
 
+def _aligned_zeros(rows: int, cols: int) -> np.ndarray:
+    """Zeroed (rows, cols) float64 table whose data starts on a 64-byte boundary."""
+    buf = np.zeros(rows * cols + _LINE // 8)
+    skip = (-buf.ctypes.data % _LINE) // 8
+    return buf[skip:skip + rows * cols].reshape(rows, cols)
+
+
 class ContactModel:
     """Online estimate of P(answer), P(human), P(machine) per attempt, by segment.
 
     Parameters
     ----------
     shape : (n_carriers, n_regions, n_products, n_networks, n_slots, n_attempt_buckets)
-    half_life_s : counts lose half their weight after this many seconds.
-    prior_strength : pseudo-attempts a node borrows from its parent's posterior mean.
-        One float for every level, or six (leaf level first, root last). Fixed,
-        not estimated: method-of-moments estimates on decayed counts swing with
-        the few segments that carry traffic early in the day, and a steady
-        strength makes the allocation stable; see `suggest_prior_strength` for
-        an empirical-Bayes estimate to set it from history.
+    half_life_s : the short memory's counts lose half their weight after this many
+        seconds (it sets how fast the estimate follows a drift within the day).
+    long_half_life_s : the same for the long memory (default 3 days: yesterday
+        weighs 0.79, a week ago 0.2); it holds the shapes the short-term
+        correction multiplies.
+    prior_strength : pseudo-attempts a node of the long chain borrows from its
+        parent's posterior mean. One float for every level, or six (leaf level
+        first, root last). Fixed, not estimated: method-of-moments estimates on
+        decayed counts swing with the few segments that carry traffic early in
+        the day, and a steady strength makes the allocation stable; see
+        `suggest_prior_strength` for an empirical-Bayes estimate from history.
+    short_strength : pseudo-attempts behind the short-term correction's prior at each
+        level (θ of the parent), same forms; None: `prior_strength`. Stronger than the
+        long chain's by default: while today's data sit in both memories, each attempt
+        counts in both chains, and what varies within a day is mostly a carrier's or a
+        route's level (upper levels, where traffic is thick), not the shapes.
     exploration : how `sample` scores segments: "thompson" draws p_human from its
         posterior, "ucb" adds `ucb_c` posterior standard deviations, "none" returns
         the posterior mean.
     random_state : seed or Generator for Thompson draws.
 
-    Learned state (after `partial_fit`): `counts_` ((n_segments, 4) float64 leaf
-    count table: attempts, answered, human, machine, scaled to epoch `t_ref_`; the
+    Learned state (after `partial_fit`): `counts_` ((n_segments, 8) float64 leaf
+    count table, 64-byte rows: attempts, answered, human, machine with the short
+    half-life, then the same with the long one, scaled to epoch `t_ref_`; the
     upper levels are its sums, rebuilt in one dense pass when a prediction needs
     them after an update),
     `ring_` ((n_carriers*n_networks, 4): weight and ring-seconds over all attempts,
     then over answered), `handle_` ((n_products, 2): weight and talk-seconds over
-    CONTACT outcomes), `now_s_`, `n_seen_`, `n_rejected_`.
+    CONTACT outcomes), both with the long half-life, `now_s_`, `n_seen_`,
+    `n_rejected_`.
 
     Decay is kept against one global epoch instead of a last-update time per
-    segment: a row at time t adds weight 2**((t - t_ref_)/half_life), so every
-    sum equals its value decayed to t_ref_, and multiplying by
-    2**((t_ref_ - now)/half_life) decays all of them to now at once. This is the
-    same number as decaying each segment lazily when touched, without
-    per-segment bookkeeping in the hot loop.
+    segment: a row at time t adds weight 2**((t - t_ref_)/half_life) to the short
+    half (2**((t - t_ref_)/long_half_life) to the long one), so every sum equals its
+    value decayed to t_ref_, and multiplying by 2**((t_ref_ - now)/half_life)
+    decays all of them to now at once. This is the same number as decaying each
+    segment lazily when touched, without per-segment bookkeeping in the hot loop.
+
+    Uncertainty (`predict_human_var`, `sample`): first order in the two factors,
+    var(p_human) ≈ θ²·var(p_long) + p_long²·var(θ), where var(p_long) is the
+    Dirichlet chain's (parent's variance carried down, shrunk) and var(θ) the Gamma
+    chain's (θ/(E + m·p̄) plus the parent's, shrunk). A node with no short-term data
+    keeps its parent's θ and adds the prior's variance θ/(m·p_long): a route whose
+    recent attempts have decayed away gets wide draws even when history knows it well.
     """
 
     def __init__(
@@ -97,6 +138,8 @@ class ContactModel:
         shape: Sequence[int],
         half_life_s: float = 1800.0,
         prior_strength: float | Sequence[float] = 20.0,
+        long_half_life_s: float = 259_200.0,
+        short_strength: float | Sequence[float] | None = 100.0,
         exploration: Exploration = "thompson",
         ucb_c: float = 1.0,
         random_state: int | np.random.Generator | None = None,
@@ -104,6 +147,8 @@ class ContactModel:
         self.shape = shape
         self.half_life_s = half_life_s
         self.prior_strength = prior_strength
+        self.long_half_life_s = long_half_life_s
+        self.short_strength = short_strength
         self.exploration = exploration
         self.ucb_c = ucb_c
         self.random_state = random_state
@@ -114,6 +159,8 @@ class ContactModel:
             "shape": self.shape,
             "half_life_s": self.half_life_s,
             "prior_strength": self.prior_strength,
+            "long_half_life_s": self.long_half_life_s,
+            "short_strength": self.short_strength,
             "exploration": self.exploration,
             "ucb_c": self.ucb_c,
             "random_state": self.random_state,
@@ -124,6 +171,7 @@ class ContactModel:
             if name not in self.get_params():
                 raise ValueError(f"ContactModel has no parameter {name!r}")
             setattr(self, name, value)
+        self._table_cache = None  # estimates depend on the strengths
         return self
 
     def _dims(self) -> np.ndarray:
@@ -132,18 +180,23 @@ class ContactModel:
             raise ValueError(f"shape must be 6 positive sizes, got {self.shape!r}")
         return dims
 
-    def _strength(self) -> np.ndarray:
-        m = np.broadcast_to(np.asarray(self.prior_strength, dtype=np.float64), (N_LEVELS,))
+    def _strength(self, short: bool = False) -> np.ndarray:
+        name = "short_strength" if short and self.short_strength is not None else "prior_strength"
+        value = getattr(self, name)
+        m = np.broadcast_to(np.asarray(value, dtype=np.float64), (N_LEVELS,))
         if not (np.isfinite(m).all() and (m > 0).all()):
-            raise ValueError(f"prior_strength must be positive, got {self.prior_strength!r}")
+            raise ValueError(f"{name} must be positive, got {value!r}")
         return np.ascontiguousarray(m)
 
     def _check_hyper(self) -> None:
-        if not (self.half_life_s > 0 and math.isfinite(self.half_life_s)):
-            raise ValueError(f"half_life_s must be positive, got {self.half_life_s!r}")
+        for name in ("half_life_s", "long_half_life_s"):
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be positive, got {value!r}")
         if self.exploration not in ("thompson", "ucb", "none"):
             raise ValueError(f"exploration must be thompson, ucb or none: {self.exploration!r}")
         self._strength()
+        self._strength(short=True)
 
     @property
     def n_segments(self) -> int:
@@ -166,8 +219,8 @@ class ContactModel:
     def _init_state(self, now_s: float) -> None:
         self._check_hyper()
         dims = self._dims()
-        self.counts_ = np.zeros((self.level_sizes()[0], 4))
-        self._tree_stale = True
+        self.counts_ = _aligned_zeros(self.level_sizes()[0], _N_COLS)
+        self._changed()
         self.ring_ = np.zeros((int(dims[0] * dims[3]), 4))
         self.handle_ = np.zeros((int(dims[2]), 2))
         self.t_ref_ = float(now_s)
@@ -182,27 +235,36 @@ class ContactModel:
         if not self._is_fitted():
             raise RuntimeError("ContactModel is not fitted: call partial_fit or warm_start")
 
-    def _rebase(self, t_new: float) -> None:
-        factor = 2.0 ** ((self.t_ref_ - t_new) / self.half_life_s)
-        for table in (self.counts_, self.ring_, self.handle_):
-            table *= factor
-        self.t_ref_ = float(t_new)
+    def _changed(self) -> None:
+        """The counts moved: upper levels and the cached leaf table are stale."""
         self._tree_stale = True
+        self._table_cache = None
+
+    def _rebase(self, t_new: float) -> None:
+        short, long = self._scales(t_new)
+        self.counts_[:, :4] *= short
+        self.counts_[:, 4:] *= long
+        self.ring_ *= long
+        self.handle_ *= long
+        self.t_ref_ = float(t_new)
+        self._changed()
 
     def _tree(self) -> list[np.ndarray]:
-        """Count tables of levels 0-5 (leaf first), upper levels rebuilt if stale."""
+        """Count tables of levels 0-5 (leaf first, 8 columns), upper levels rebuilt if stale."""
         self._check_fitted()
         if getattr(self, "_tree_stale", True) or not hasattr(self, "_upper"):
             if not hasattr(self, "_upper"):
-                self._upper = [np.empty((size, 4)) for size in self.level_sizes()[1:]]
+                self._upper = [np.empty((size, _N_COLS)) for size in self.level_sizes()[1:]]
             u = self._upper
             _kernels()._levels_kernel(self._dims(), self.counts_, u[0], u[1], u[2], u[3], u[4])
             self._tree_stale = False
         return [self.counts_, *self._upper]
 
-    def _scale(self, now_s: float | None) -> float:
+    def _scales(self, now_s: float | None) -> tuple[float, float]:
+        """Decay factors (short, long) from the epoch `t_ref_` to `now_s`."""
         now = self.now_s_ if now_s is None else float(now_s)
-        return 2.0 ** ((self.t_ref_ - now) / self.half_life_s)
+        return (2.0 ** ((self.t_ref_ - now) / self.half_life_s),
+                2.0 ** ((self.t_ref_ - now) / self.long_half_life_s))
 
     # -------------------------------------------------------------- learning
     def partial_fit(self, batch: OutcomeBatch, now_s: float) -> ContactModel:
@@ -218,7 +280,8 @@ class ContactModel:
             self._init_state(now_s)
         self._check_hyper()
         self.now_s_ = max(self.now_s_, float(now_s))
-        if self.now_s_ - self.t_ref_ > _REBASE_HALF_LIVES * self.half_life_s:
+        shortest = min(self.half_life_s, self.long_half_life_s)
+        if self.now_s_ - self.t_ref_ > _REBASE_HALF_LIVES * shortest:
             self._rebase(self.now_s_)
         if len(batch) == 0:
             return self
@@ -226,10 +289,10 @@ class ContactModel:
         _kernels()._update_kernel(
             batch.carrier, batch.region, batch.product, batch.network, batch.slot,
             batch.attempt_bucket, batch.outcome, batch.t_s, batch.ring_s, batch.talk_s,
-            self._dims(), self.t_ref_, float(self.half_life_s),
+            self._dims(), self.t_ref_, float(self.half_life_s), float(self.long_half_life_s),
             float(now_s) + FUTURE_TOLERANCE_S, self.counts_, self.ring_, self.handle_, bad,
         )
-        self._tree_stale = True
+        self._changed()
         n_bad = int(bad[0])
         self.n_seen_ += len(batch) - n_bad
         if n_bad:
@@ -241,11 +304,14 @@ class ContactModel:
         return self
 
     def rescale_human(self, carrier: int, ratio: float) -> ContactModel:
-        """Multiply everything learnt about `carrier`'s human answers by `ratio`.
+        """Multiply what the short memory holds of `carrier`'s human answers by `ratio`.
 
         For a detected change point (see `optimizer.drift`): the route's rate moved by a
-        factor, everywhere at once, so its counts are moved with it instead of being
+        factor, everywhere at once, so its recent counts are moved with it instead of being
         forgotten (forgetting would pull it back to its parents' rate, not to the new one).
+        Only the short memory: it sets the carrier's level now (θ), while the long memory
+        holds the shapes and the carrier's usual level, which one incident should not
+        rewrite for days (when the carrier recovers, the long model is still right).
         """
         self._check_fitted()
         if not (ratio >= 0 and math.isfinite(ratio)):
@@ -256,7 +322,7 @@ class ContactModel:
         human = np.minimum(rows[:, 2] * ratio, rows[:, 0] - rows[:, 3])
         rows[:, 1] += human - rows[:, 2]
         rows[:, 2] = human
-        self._tree_stale = True
+        self._changed()
         return self
 
     def warm_start(
@@ -266,7 +332,8 @@ class ContactModel:
     ) -> ContactModel:
         """Reset the model and fit it from history day files (see `optimizer.history`).
 
-        Every row keeps its own time, so older days weigh 2**(-age/half_life).
+        Every row keeps its own time: in the long memory older days weigh
+        2**(-age/long_half_life_s), the short memory has all but forgotten them.
         Malformed rows are skipped and reported in `warm_start_rejects_` (count,
         first file, first row) and in the log.
         """
@@ -287,27 +354,53 @@ class ContactModel:
             raise ValueError("segment id out of range for shape " + repr(tuple(self.shape)))
         return seg
 
+    def _run_table(self, now_s: float | None, flat: Sequence[np.ndarray], var: np.ndarray | None):
+        lv = self._tree()
+        short, long = self._scales(now_s)
+        _kernels()._table_kernel(
+            self._dims(), lv[0], lv[1], lv[2], lv[3], lv[4], lv[5], short, long,
+            self._strength(), self._strength(short=True), np.asarray(_ROOT_PRIOR),
+            flat[0], flat[1], flat[2], self._scratch(), np.empty(0) if var is None else var,
+            var is not None,
+        )
+
+    def _scratch(self) -> np.ndarray:
+        """A leaf-sized buffer the table kernel overwrites (kept: allocating ~8 bytes a
+        segment on every refresh costs page faults)."""
+        n = self.level_sizes()[0]
+        if getattr(self, "_scratch_buf", None) is None or self._scratch_buf.size != n:
+            self._scratch_buf = np.empty(n)
+        return self._scratch_buf
+
+    def _leaf_table(self, now_s: float | None) -> tuple[np.ndarray, ...]:
+        """Flat (p_answer, p_human, p_machine, var p_human) of every leaf at `now_s`,
+        cached until the counts change or another `now_s` is asked for."""
+        self._check_fitted()
+        now = self.now_s_ if now_s is None else float(now_s)
+        cache = getattr(self, "_table_cache", None)
+        if cache is None or cache[0] != now:
+            n = self.level_sizes()[0]
+            arrays = tuple(np.empty(n) for _ in range(4))
+            self._run_table(now, arrays[:3], arrays[3])
+            self._table_cache = cache = (now, arrays)
+        return cache[1]
+
     def _posterior(self, segments: np.ndarray, now_s: float | None) -> tuple[np.ndarray, ...]:
         self._check_fitted()
         seg = self._segments(segments)
-        mean = np.empty((seg.size, 3))
-        var = np.empty(seg.size)
-        lv = self._tree()
-        _kernels()._posterior_kernel(
-            seg, self._dims(), lv[0], lv[1], lv[2], lv[3], lv[4], lv[5],
-            self._scale(now_s), self._strength(), np.asarray(_ROOT_PRIOR), mean, var,
-        )
-        return mean, var
+        table = self._leaf_table(now_s)
+        return tuple(t[seg] for t in table)
 
     def predict(
         self, segments: np.ndarray, now_s: float | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Posterior means (p_answer, p_human, p_machine) per attempt for flat segment ids.
+        """Estimates (p_answer, p_human, p_machine) per attempt for flat segment ids.
 
-        Counts are decayed to `now_s` (default: the latest `now_s` seen).
+        Counts are decayed to `now_s` (default: the latest `now_s` seen). Read from the
+        whole leaf table (`predict_table`'s numbers), built once per `now_s` and update.
         """
-        mean, _ = self._posterior(segments, now_s)
-        return mean[:, 0].copy(), mean[:, 1].copy(), mean[:, 2].copy()
+        pa, ph, pm, _ = self._posterior(segments, now_s)
+        return pa, ph, pm
 
     def predict_table(
         self,
@@ -316,12 +409,12 @@ class ContactModel:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(p_answer, p_human, p_machine) for every segment, each an array of `shape`.
 
-        Same numbers as `predict(np.arange(n_segments))`, computed top-down with
-        every tree node visited once (one dense pass; for the allocator's grids).
+        Same numbers as `predict(np.arange(n_segments))`, computed in dense passes with
+        every tree node visited once (for the allocator's grids).
         `out`: three C-contiguous float64 arrays of `shape` to fill and return
         (saves allocating ~24 bytes per segment on every refresh).
         """
-        lv = self._tree()
+        self._check_fitted()
         shape = tuple(int(x) for x in self._dims())
         if out is None:
             out = tuple(np.empty(shape) for _ in range(3))
@@ -329,16 +422,18 @@ class ContactModel:
             a.shape != shape or a.dtype != np.float64 or not a.flags.c_contiguous for a in out
         ):
             raise ValueError(f"out must be three C-contiguous float64 arrays of shape {shape}")
-        flat = [a.reshape(-1) for a in out]
-        _kernels()._table_kernel(
-            self._dims(), lv[0], lv[1], lv[2], lv[3], lv[4], lv[5], self._scale(now_s),
-            self._strength(), np.asarray(_ROOT_PRIOR), flat[0], flat[1], flat[2],
-        )
+        now = self.now_s_ if now_s is None else float(now_s)
+        cache = getattr(self, "_table_cache", None)
+        if cache is not None and cache[0] == now:
+            for a, t in zip(out, cache[1], strict=False):
+                a.reshape(-1)[:] = t
+        else:
+            self._run_table(now, [a.reshape(-1) for a in out], None)
         return out[0], out[1], out[2]
 
     def predict_human_var(self, segments: np.ndarray, now_s: float | None = None) -> np.ndarray:
-        """Posterior variance of p_human, with the ancestors' uncertainty carried down."""
-        return self._posterior(segments, now_s)[1]
+        """Variance of p_human (first order in p_long and θ, see the class docstring)."""
+        return self._posterior(segments, now_s)[3]
 
     def sample(
         self,
@@ -348,13 +443,12 @@ class ContactModel:
     ) -> np.ndarray:
         """Exploration score of p_human per segment, by `exploration`.
 
-        thompson: one draw per segment from a Beta matched to the posterior mean
-        and variance of p_human (the variance includes the ancestors', so a
-        carrier whose data has decayed away gets wide draws and is tried again);
+        thompson: one draw per segment from a Beta matched to the mean and variance
+        of p_human (the variance includes the ancestors', so a carrier whose recent
+        data has decayed away gets wide draws and is tried again);
         ucb: mean + ucb_c * sd, capped at 1; none: the mean.
         """
-        mean, var = self._posterior(segments, now_s)
-        mu = mean[:, 1]
+        _, mu, _, var = self._posterior(segments, now_s)
         if self.exploration == "none":
             return mu.copy()
         if self.exploration == "ucb":
@@ -375,7 +469,7 @@ class ContactModel:
         """
         self._check_fitted()
         dims = self._dims()
-        f = self._scale(now_s)
+        f = self._scales(now_s)[1]
         out = []
         for w_col in (0, 2):
             w, x = self.ring_[:, w_col] * f, self.ring_[:, w_col + 1] * f
@@ -387,30 +481,36 @@ class ContactModel:
     def mean_handle_s(self, now_s: float | None = None) -> np.ndarray:
         """Mean talk (handle) seconds of a CONTACT, per product, shrunk like `mean_ring_s`."""
         self._check_fitted()
-        f = self._scale(now_s)
+        f = self._scales(now_s)[1]
         w, x = self.handle_[:, 0] * f, self.handle_[:, 1] * f
         total = w.sum()
         glob = x.sum() / total if total > 0 else np.nan
         return (x + glob) / (w + 1.0)
 
-    def decayed_counts(self, level: int = 0, now_s: float | None = None) -> np.ndarray:
+    def decayed_counts(self, level: int = 0, now_s: float | None = None,
+                       memory: Literal["short", "long"] = "short") -> np.ndarray:
         """Count table of a tree level decayed to `now_s`: columns attempts, answered,
-        human, machine."""
-        return self._tree()[level] * self._scale(now_s)
+        human, machine; of the short memory (recent traffic) or the long one."""
+        if memory not in ("short", "long"):
+            raise ValueError(f"memory must be short or long, got {memory!r}")
+        short, long = self._scales(now_s)
+        if memory == "short":
+            return self._tree()[level][:, :4] * short
+        return self._tree()[level][:, 4:] * long
 
     def suggest_prior_strength(self, now_s: float | None = None) -> np.ndarray:
-        """Empirical-Bayes (method of moments) prior strength per level, for p_human.
+        """Empirical-Bayes (method of moments) prior strength per level, for p_human of
+        the long chain (its counts).
 
         For each level the children's rates scatter around their parent's rate;
         between-child variance = observed weighted variance minus the binomial
         part, and strength = mean(p(1-p)) / between-variance - 1. Levels without
         enough spread return NaN. Meant for offline tuning, not the hot path.
         """
-        tree = self._tree()
+        tree = [self.decayed_counts(level, now_s, "long") for level in range(N_LEVELS)]
         out = np.full(N_LEVELS, np.nan)
-        f = self._scale(now_s)
         for level, parent in enumerate(self._parent_ids()):
-            child, par = tree[level] * f, tree[level + 1][parent] * f
+            child, par = tree[level], tree[level + 1][parent]
             keep = child[:, 0] > 1.0
             if keep.sum() < 2:
                 continue
@@ -443,8 +543,9 @@ class ContactModel:
         path = Path(path)
         params = self.get_params()
         params["shape"] = [int(x) for x in self._dims()]
-        ps = self.prior_strength
-        params["prior_strength"] = ps if np.isscalar(ps) else [float(x) for x in ps]
+        for name in ("prior_strength", "short_strength"):
+            ps = params[name]
+            params[name] = ps if ps is None or np.isscalar(ps) else [float(x) for x in ps]
         if not (params["random_state"] is None or isinstance(params["random_state"], int)):
             params["random_state"] = None
         meta = {
@@ -464,21 +565,32 @@ class ContactModel:
 
     @classmethod
     def load(cls, path: str | PathLike[str]) -> ContactModel:
+        """Read a `save` checkpoint. A /1 checkpoint (one memory) is converted: both
+        memories start as its counts (the long one then decays with `long_half_life_s`
+        from the checkpoint's epoch), and a warning says so."""
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
-            if meta.get("format") != _FORMAT:
-                raise ValueError(f"{path}: not a {_FORMAT} checkpoint")
+            fmt = meta.get("format")
+            if fmt not in (_FORMAT, _FORMAT_V1):
+                raise ValueError(f"{path}: not a {_FORMAT} checkpoint (format {fmt!r})")
             params = meta["params"]
             params["shape"] = tuple(params["shape"])
             model = cls(**params)
-            model.counts_ = data["counts"].copy()
+            counts = data["counts"]
             model.ring_ = data["ring"].copy()
             model.handle_ = data["handle"].copy()
         dims = model._dims()
-        expect = [(model.level_sizes()[0], 4), (int(dims[0] * dims[3]), 4), (int(dims[2]), 2)]
-        if [model.counts_.shape, model.ring_.shape, model.handle_.shape] != expect:
+        if fmt == _FORMAT_V1 and counts.ndim == 2 and counts.shape[1] == 4:
+            log.warning("%s: a %s checkpoint (one memory); loaded as both the short and "
+                        "the long memory", path, _FORMAT_V1)
+            counts = np.concatenate([counts, counts], axis=1)
+        expect = [(model.level_sizes()[0], _N_COLS), (int(dims[0] * dims[3]), 4),
+                  (int(dims[2]), 2)]
+        if [counts.shape, model.ring_.shape, model.handle_.shape] != expect:
             raise ValueError(f"{path}: count tables do not match shape {params['shape']}")
-        model._tree_stale = True
+        model.counts_ = _aligned_zeros(*expect[0])
+        model.counts_[...] = counts
+        model._changed()
         for name in ("t_ref_", "now_s_", "n_seen_", "n_rejected_"):
             setattr(model, name, meta[name])
         return model

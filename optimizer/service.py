@@ -6,15 +6,12 @@ argument), no simulator imports — outcomes arrive as `OutcomeBatch`es, launche
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from os import PathLike
-
 import numpy as np
 
 from dialer import hopper, pacing
 from dialer.state import contact_table
 from optimizer.drift import ResidualCusum
-from optimizer.history import OutcomeBatch, read_history
+from optimizer.history import OutcomeBatch
 from optimizer.model import ContactModel
 from optimizer.policy import N_HOURS, DayFrame, Planner, lead_segments, remaining_supply
 from smartdial.outcomes import ABANDONED, CONTACT
@@ -201,8 +198,9 @@ class LearningLoop(AllocationLoop):
 
     def __init__(self, frame: DayFrame, t0_unix: float, region, product, network, *,
                  history=None, half_life_s: float | None = None,
-                 history_half_life_s: float = 86_400.0,
+                 long_half_life_s: float = 259_200.0,
                  prior_strength: float | tuple = (200.0, 200.0, 100.0, 50.0, 20.0, 20.0),
+                 short_strength: float | tuple | None = 100.0,
                  watch_after_attempts: float = 500.0, rescale_on_alarm: bool = False,
                  min_replan_gap_s: float = 300.0, optimism: float = 1.0,
                  probe_attempts: float = 200.0,
@@ -213,7 +211,8 @@ class LearningLoop(AllocationLoop):
             half_life_s = auto_half_life_s(self.frame)
         self.model = ContactModel(
             (n_c, n_r, n_p, n_n, N_HOURS, N_ATTEMPT_BUCKETS), half_life_s=half_life_s,
-            prior_strength=prior_strength, exploration="none", random_state=seed,
+            long_half_life_s=long_half_life_s, prior_strength=prior_strength,
+            short_strength=short_strength, exploration="none", random_state=seed,
         )
         self.cusum = ResidualCusum(n_c)
         self.probe_attempts = probe_attempts
@@ -225,7 +224,9 @@ class LearningLoop(AllocationLoop):
         self._bucket_mix: np.ndarray | None = None  # (R,P,N,A) of the last full estimate
         self.alarms: list[tuple[float, int, float]] = []  # (now_s, carrier, rate ratio)
         if history:
-            warm_start(self.model, history, self.t0_unix, half_life_s, history_half_life_s)
+            # Rows keep their times: the long memory holds the past days (the shapes), the
+            # short one only today's drift.
+            self.model.warm_start(history, self.t0_unix)
         else:
             self.model.partial_fit(OutcomeBatch.empty(), self.t0_unix)
 
@@ -241,8 +242,9 @@ class LearningLoop(AllocationLoop):
         bucket, local hour), averaged over carriers by the dialer's current weights.
 
         Written in place (the event loop shares the array); `contact_n` becomes the model's
-        own decayed attempts per cell, so only hours the model has seen can hold a group for
-        later. False when the dialer keeps no such table (OLDEST order, per-product shares).
+        own attempts per cell in its long memory (history has seen the later hours, today's
+        short memory has not), so only hours the model has seen can hold a group for later.
+        False when the dialer keeps no such table (OLDEST order, per-product shares).
         """
         n_c, n_r, n_p, n_n = self.frame.shape
         table = contact_table(dialer)
@@ -254,7 +256,8 @@ class LearningLoop(AllocationLoop):
         _, ph, _ = self.model.predict_table(now_unix)  # (C, R, P, N, H, A)
         w = dialer.weights.reshape(n_r, n_p, n_n, n_c)
         table[...] = np.einsum("rpnc,crpnha->rpnah", w, ph)
-        seen = self.model.decayed_counts(0, now_unix)[:, 0].reshape(ph.shape).sum(axis=0)
+        seen = self.model.decayed_counts(0, now_unix, memory="long")[:, 0]
+        seen = seen.reshape(ph.shape).sum(axis=0)
         dialer.contact_n[...] = np.moveaxis(seen, 3, 4).reshape(dialer.contact_n.shape)
         dialer.hop[0] = -1
         return True
@@ -269,8 +272,9 @@ class LearningLoop(AllocationLoop):
                                      batch.slot, batch.attempt_bucket)
         _, p_pred, _ = self.model.predict(seg, self.t0_unix + now_s)
         human = (batch.outcome == int(CONTACT)) | (batch.outcome == int(ABANDONED))
-        # Watch a carrier once the model knows it: a cold prior is not a baseline.
-        seen = self.model.decayed_counts(4, self.t0_unix + now_s)[:, 0]
+        # Watch a carrier once the model knows it (history or today, the long memory): a cold
+        # prior is not a baseline.
+        seen = self.model.decayed_counts(4, self.t0_unix + now_s, memory="long")[:, 0]
         known = seen[batch.carrier] >= self.watch_after
         alarm = self.cusum.update(batch.carrier[known], human[known], p_pred[known])
         self.model.partial_fit(batch, self.t0_unix + now_s)
@@ -287,6 +291,7 @@ class LearningLoop(AllocationLoop):
                 self.n_replans_on_alarm += 1
 
     def relative_noise(self, now_s):
+        # The current level of a carrier is its short-term correction: recent answers count.
         humans = self.model.decayed_counts(4, self.t0_unix + now_s)[:, 2]
         return 1.0 / np.sqrt(np.maximum(humans, 1.0))  # Poisson count of human answers
 
@@ -356,26 +361,9 @@ def auto_half_life_s(frame: DayFrame, attempts: float = 5000.0, lo: float = 600.
     return float(np.clip(attempts / max(per_s, 1e-9), lo, hi))
 
 
-def warm_start(model: ContactModel, paths: Iterable | str | PathLike[str], now_unix: float,
-               half_life_s: float, history_half_life_s: float) -> ContactModel:
-    """Fit `model` from history whose weight halves every `history_half_life_s` of age.
-
-    The model decays everything with one half-life (short, to follow the day's drift);
-    compressing the history's ages by half_life / history_half_life gives old days their own,
-    slower decay. Local-hour slots are columns, so the compression moves no row between slots.
-    """
-    batch = read_history(paths, shape=tuple(int(x) for x in model.shape))
-    age = np.maximum(now_unix - batch.t_s, 0.0)
-    batch.t_s = now_unix - age * (half_life_s / history_half_life_s)
-    model.partial_fit(OutcomeBatch.empty(), now_unix - 1.0)
-    model.partial_fit(batch.take(np.argsort(batch.t_s, kind="stable")), now_unix)
-    return model
-
-
 __all__ = [
     "N_ATTEMPT_BUCKETS",
     "AllocationLoop",
     "LearningLoop",
     "auto_half_life_s",
-    "warm_start",
 ]

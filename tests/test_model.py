@@ -42,8 +42,9 @@ def make_batch(rng, n, shape=SHAPE, t0=0.0, t1=100.0, p_human=0.2, p_machine=0.1
     )
 
 
-def naive_counts(batches, shape, now_s, half_life_s):
-    """Per segment tuple: decayed [attempts, answered, human, machine] at now_s."""
+def naive_counts(batches, shape, now_s, half_life_s, long_half_life_s=259_200.0):
+    """Per segment tuple: [attempts, answered, human, machine] decayed to now_s with the
+    short half-life, then the same four with the long one."""
     counts: dict[tuple, list[float]] = {}
     for batch in batches:
         for i in range(len(batch)):
@@ -52,12 +53,13 @@ def naive_counts(batches, shape, now_s, half_life_s):
             t = float(batch.t_s[i])
             if not all(0 <= x < s for x, s in zip(seg, shape, strict=True)) or not 0 <= o < 8:
                 continue
-            w = 2.0 ** ((t - now_s) / half_life_s)
-            row = counts.setdefault(seg, [0.0, 0.0, 0.0, 0.0])
-            row[0] += w
-            row[1] += w * (o in (0, 1, 2))
-            row[2] += w * (o in (0, 1))
-            row[3] += w * (o == 2)
+            row = counts.setdefault(seg, [0.0] * 8)
+            for half, hl in enumerate((half_life_s, long_half_life_s)):
+                w = 2.0 ** ((t - now_s) / hl)
+                row[4 * half + 0] += w
+                row[4 * half + 1] += w * (o in (0, 1, 2))
+                row[4 * half + 2] += w * (o in (0, 1))
+                row[4 * half + 3] += w * (o == 2)
     return counts
 
 
@@ -71,19 +73,71 @@ LEVEL_KEYS = [
 ]
 
 
-def naive_posterior(counts, seg, strength):
-    """(p_answer, p_human, p_machine) of one segment tuple by the back-off chain."""
-    qh, qm = ROOT_PRIOR
-    for level in range(5, -1, -1):
-        key = LEVEL_KEYS[level](seg)
-        tot = [0.0, 0.0, 0.0, 0.0]
-        for s, row in counts.items():
-            if LEVEL_KEYS[level](s) == key:
-                tot = [a + b for a, b in zip(tot, row, strict=True)]
-        m = strength
-        qh = (tot[2] + m * qh) / (tot[0] + m)
-        qm = (tot[3] + m * qm) / (tot[0] + m)
-    return qh + qm, qh, qm
+def _node_sums(counts, level, key):
+    tot = np.zeros(8)
+    for s, row in counts.items():
+        if LEVEL_KEYS[level](s) == key:
+            tot += row
+    return tot
+
+
+def naive_estimate(counts, shape, strength, short_strength=None):
+    """The two-timescale estimate of every leaf, written out node by node.
+
+    Returns {segment: (p_answer, p_human, p_machine, var p_human)}. Long chain: Dirichlet
+    back-off over the long counts; short correction: O/E ratios shrunk down the tree
+    (Gamma prior with m·p̄ pseudo-expected answers around the parent's θ, p̄ = E/n_short);
+    estimate p_long·θ capped at p_human + p_machine = 0.999.
+    """
+    m_long = np.broadcast_to(np.asarray(strength, float), (6,))
+    m_short = m_long if short_strength is None else np.broadcast_to(
+        np.asarray(short_strength, float), (6,))
+    leaves = all_segments(shape)
+    # Long chain: per leaf, the (h, m, var) of every level from the root down.
+    long_chain = {}
+    for seg in leaves:
+        qh, qm, v = *ROOT_PRIOR, 0.0
+        chain = {}
+        for level in range(5, -1, -1):
+            tot = _node_sums(counts, level, LEVEL_KEYS[level](seg))
+            m = m_long[level]
+            d = tot[4] + m
+            qh, qm = (tot[6] + m * qh) / d, (tot[7] + m * qm) / d
+            v = qh * (1 - qh) / (d + 1) + (m / d) ** 2 * v
+            chain[level] = (qh, qm, v)
+        long_chain[seg] = chain
+    # Expected short-term answers per node under the long model.
+    expect: dict[tuple, np.ndarray] = {}
+    for seg in leaves:
+        n_short = counts.get(seg, [0.0] * 8)[0]
+        h0, m0, _ = long_chain[seg][0]
+        for level in range(6):
+            key = (level, LEVEL_KEYS[level](seg))
+            expect[key] = expect.get(key, np.zeros(2)) + n_short * np.array([h0, m0])
+    out = {}
+    for seg in leaves:
+        th, tm, vt = 1.0, 1.0, 0.0
+        for level in range(5, -1, -1):
+            key = LEVEL_KEYS[level](seg)
+            tot = _node_sums(counts, level, key)
+            eh, em = expect[(level, key)]
+            n, m = tot[0], m_short[level]
+            if n > 0 and eh > 0:
+                pb = eh / n
+                new_th = (tot[2] + m * pb * th) / (eh + m * pb)
+                vt = new_th / (eh + m * pb) + (m * pb / (eh + m * pb)) ** 2 * vt
+            else:
+                new_th = th
+                vt = vt + th / (m * long_chain[seg][level][0])
+            if n > 0 and em > 0:
+                pb = em / n
+                tm = (tot[3] + m * pb * tm) / (em + m * pb)
+            th = new_th
+        lh, lm, lv = long_chain[seg][0]
+        ph, pm = lh * th, lm * tm
+        f = min(1.0, 0.999 / (ph + pm))
+        out[seg] = (f * (ph + pm), f * ph, f * pm, f * f * (th * th * lv + lh * lh * vt))
+    return out
 
 
 def all_segments(shape=SHAPE):
@@ -98,25 +152,58 @@ def all_segments(shape=SHAPE):
     seed=st.integers(0, 2**32 - 1),
     sizes=st.lists(st.integers(0, 120), min_size=1, max_size=3),
     half_life_s=st.sampled_from([5.0, 60.0, 1800.0]),
+    long_half_life_s=st.sampled_from([100.0, 259_200.0]),
     strength=st.sampled_from([0.5, 5.0, 20.0]),
+    short_strength=st.sampled_from([None, 2.0, (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)]),
 )
-def test_kernel_agrees_with_naive_twin_on_random_batches(seed, sizes, half_life_s, strength):
+def test_kernel_agrees_with_naive_twin_on_random_batches(
+    seed, sizes, half_life_s, long_half_life_s, strength, short_strength
+):
     rng = np.random.default_rng(seed)
     batches, t = [], 0.0
     for n in sizes:
         batches.append(make_batch(rng, n, t0=t, t1=t + 50.0, bad_fraction=0.1))
         t += 50.0
-    model = ContactModel(SHAPE, half_life_s=half_life_s, prior_strength=strength)
+    model = ContactModel(SHAPE, half_life_s=half_life_s, long_half_life_s=long_half_life_s,
+                         prior_strength=strength, short_strength=short_strength)
     for k, b in enumerate(batches):
         model.partial_fit(b, now_s=50.0 * (k + 1))
-    counts = naive_counts(batches, SHAPE, 50.0 * len(batches), half_life_s)
+    counts = naive_counts(batches, SHAPE, 50.0 * len(batches), half_life_s, long_half_life_s)
     segs = all_segments()
-    got = np.stack(model.predict(model.segment_ids(*np.array(segs).T)), axis=1)
-    want = np.array([naive_posterior(counts, s, strength) for s in segs])
+    ids = model.segment_ids(*np.array(segs).T)
+    got = np.stack([*model.predict(ids), model.predict_human_var(ids)], axis=1)
+    twin = naive_estimate(counts, SHAPE, strength, short_strength)
+    want = np.array([twin[s] for s in segs])
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
-    leaf = model.decayed_counts(0)
-    for s, row in counts.items():
-        np.testing.assert_allclose(leaf[np.ravel_multi_index(s, SHAPE)], row, rtol=1e-9)
+    for memory, cols in (("short", slice(0, 4)), ("long", slice(4, 8))):
+        leaf = model.decayed_counts(0, memory=memory)
+        for s, row in counts.items():
+            np.testing.assert_allclose(leaf[np.ravel_multi_index(s, SHAPE)], row[cols],
+                                       rtol=1e-9)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(0, 400),
+    p_human=st.floats(0.0, 1.0),
+    machine_share=st.floats(0.0, 1.0),
+    half_life_s=st.sampled_from([1.0, 60.0, 1800.0]),
+    now_s=st.floats(100.0, 1e6),
+)
+def test_estimates_are_probabilities(seed, n, p_human, machine_share, half_life_s, now_s):
+    rng = np.random.default_rng(seed)
+    model = ContactModel(SHAPE, half_life_s=half_life_s, long_half_life_s=600.0,
+                         prior_strength=0.5, short_strength=0.5)
+    model.partial_fit(make_batch(rng, n, p_human=p_human,
+                                 p_machine=(1 - p_human) * machine_share), now_s=100.0)
+    pa, ph, pm = model.predict_table(now_s)
+    var = model.predict_human_var(np.arange(model.n_segments), now_s)
+    for p in (pa, ph, pm):
+        assert np.isfinite(p).all() and (p >= 0).all() and (p <= 1).all()
+    assert (ph + pm <= 0.999 + 1e-12).all()
+    np.testing.assert_allclose(pa, ph + pm, rtol=1e-12)
+    assert np.isfinite(var).all() and (var >= 0).all()
 
 
 def test_table_and_point_predictions_agree():
@@ -225,14 +312,119 @@ def test_estimate_follows_a_shift_in_the_true_rate_within_two_half_lives():
     assert model.predict(np.array([seg]))[1][0] < 0.2
 
 
+# ------------------------------------------------------------ two timescales
+
+HOUR_RATES = (0.10, 0.20, 0.40)  # p_human by slot: the history's hour shape
+
+
+def _day(rng, t0, hours, slots, level=1.0, per_hour=3000, **fixed):
+    """`hours` hours of outcomes from t0, spread over `slots`, at HOUR_RATES × level."""
+    parts = []
+    for h in range(hours):
+        for s in slots:
+            parts.append(make_batch(rng, per_hour // len(slots), t0=t0 + 3600 * h,
+                                    t1=t0 + 3600 * (h + 1), p_human=HOUR_RATES[s] * level,
+                                    slot=s, **fixed))
+    batch = OutcomeBatch.concat(parts)
+    return batch.take(np.argsort(batch.t_s, kind="stable"))
+
+
+def _slot_rate(model, slot, now):
+    """Mean p_human over the leaves of one slot."""
+    ph = model.predict_table(now)[1]
+    return float(ph[:, :, :, :, slot, :].mean())
+
+
+@pytest.mark.parametrize("level", [1.0, 0.6])
+def test_history_hour_shape_survives_a_day_of_other_hours(tmp_path, level):
+    """Warm from 7 days with all slots, then 10 h today in slots 0 and 1 only (at `level`
+    times the history's rates): slot 2 still gets the history's rate times today's level,
+    where a one-memory model has forgotten slot 2 and backs off to today's other hours."""
+    rng = np.random.default_rng(15)
+    today = DAY0 + 7 * 86_400
+    paths = [write_day(tmp_path / f"d{d}.parquet",
+                       _day(rng, today - d * 86_400, 10, (0, 1, 2), per_hour=30_000))
+             for d in range(1, 8)]
+    live = _day(rng, today, 10, (0, 1), level=level, per_hour=30_000)
+    now = today + 10 * 3600
+    rates = {}
+    for name, long_half_life_s in (("two", 259_200.0), ("one", 600.0)):
+        model = ContactModel(SHAPE, half_life_s=600.0, long_half_life_s=long_half_life_s)
+        model.warm_start(paths, now_s=today)
+        for lo in range(0, len(live), 500):  # minute-sized batches, as the service feeds it
+            part = live.take(np.arange(lo, min(lo + 500, len(live))))
+            model.partial_fit(part, now_s=float(part.t_s[-1]))
+        rates[name] = [_slot_rate(model, s, now) for s in range(3)]
+    want = np.array(HOUR_RATES) * level
+    np.testing.assert_allclose(rates["two"][:2], want[:2], rtol=0.1)
+    if level == 1.0:
+        assert rates["two"][2] == pytest.approx(want[2], rel=0.1)
+    else:
+        # Today's level carries over to the hour not dialled yet, but not all the way: the
+        # long memory (the offset) holds today's hours too, so θ under-reads today's fall
+        # by today's share of the long memory (about a fifth here).
+        assert want[2] < rates["two"][2] < want[2] + 0.3 * (HOUR_RATES[2] - want[2])
+    assert rates["one"][2] < 0.75 * want[2]  # without the long memory the shape is gone
+
+
+def _minute(rng, t, p0, n=600):
+    """A minute of traffic over the three carriers at 30 % humans, carrier 0 at `p0`."""
+    parts = [make_batch(rng, n // 3, t0=t, t1=t + 60, p_human=0.3 if c else p0, carrier=c)
+             for c in range(3)]
+    batch = OutcomeBatch.concat(parts)
+    return batch.take(np.argsort(batch.t_s, kind="stable"))
+
+
+def test_a_carrier_that_halves_shows_in_all_its_leaves_within_a_short_half_life():
+    rng = np.random.default_rng(16)
+    half = 600.0
+    model = ContactModel(SHAPE, half_life_s=half)
+    t = DAY0
+    for d in (3, 2, 1):  # history: three days at the usual rates
+        model.partial_fit(_minute(rng, t - d * 86_400, 0.3, n=30_000), t - d * 86_400 + 60)
+    for _ in range(60):  # an hour today at the usual rates
+        model.partial_fit(_minute(rng, t, 0.3), t + 60)
+        t += 60
+    before = model.predict_table(t)[1].copy()
+    for _ in range(int(half // 60)):  # carrier 0 halves, for one short half-life
+        model.partial_fit(_minute(rng, t, 0.15), t + 60)
+        t += 60
+    ratio = model.predict_table(t)[1] / before
+    # After one half-life the short memory is half new: carrier 0's rate reads about
+    # 0.75 of before, and every one of its leaves follows; the others barely move.
+    assert 0.65 < ratio[0].mean() < 0.85
+    assert ratio[0].max() < 0.95
+    assert abs(ratio[1:].mean() - 1.0) < 0.05
+    assert ratio[1:].min() > 0.85
+
+
+def test_no_history_estimates_follow_todays_data():
+    rng = np.random.default_rng(17)
+    model = ContactModel(SHAPE, half_life_s=600.0)
+    model.partial_fit(OutcomeBatch.empty(), DAY0)
+    _, ph, pm = model.predict_table(DAY0)
+    np.testing.assert_allclose(ph, 1 / 3)  # nothing seen: the root prior
+    np.testing.assert_allclose(pm, 1 / 3)
+    live = _day(rng, DAY0, 3, (0, 1, 2), per_hour=20_000)
+    for lo in range(0, len(live), 2000):
+        part = live.take(np.arange(lo, min(lo + 2000, len(live))))
+        model.partial_fit(part, now_s=float(part.t_s[-1]))
+    now = DAY0 + 3 * 3600
+    np.testing.assert_allclose([_slot_rate(model, s, now) for s in range(3)], HOUR_RATES,
+                               rtol=0.1)
+    assert _slot_rate(model, 0, now) < _slot_rate(model, 1, now) < _slot_rate(model, 2, now)
+
+
 # ---------------------------------------------------------------- exploration
 
 
 def _recovering_carrier_model(exploration):
     """Carrier 0: incumbent at 30 %, lots of fresh data. Carrier 1: was 5 % hours ago,
-    now recovering at 35 % with only a trickle of recent attempts."""
+    now recovering at 35 % with only a trickle of recent attempts. Both memories have
+    the same half-life here, so the bad spell is six half-lives old in both."""
     rng = np.random.default_rng(8)
-    model = ContactModel(SHAPE, half_life_s=1800.0, exploration=exploration, random_state=8)
+    model = ContactModel(SHAPE, half_life_s=1800.0, long_half_life_s=1800.0,
+                         exploration=exploration, random_state=8)
     old = make_batch(rng, 3000, t0=0, t1=600, p_human=0.05, carrier=1)
     model.partial_fit(old, now_s=600.0)
     now = 600.0 + 3 * 3600.0  # six half-lives: the bad spell weighs 1/64
@@ -260,6 +452,22 @@ def test_ucb_bonus_is_larger_for_the_carrier_with_less_recent_data():
     assert np.array_equal(model.set_params(exploration="none").sample(seg), mean)
 
 
+def test_a_route_known_from_history_but_not_dialled_today_gets_wide_draws():
+    rng = np.random.default_rng(9)
+    model = ContactModel(SHAPE, half_life_s=600.0, exploration="thompson", random_state=9)
+    history = [make_batch(rng, 20_000, t0=0, t1=36_000, p_human=0.3, carrier=c) for c in (0, 1)]
+    model.partial_fit(OutcomeBatch.concat(history), now_s=36_000.0)
+    now = 86_400.0 + 36_000.0  # a day later: the short memory has forgotten yesterday
+    model.partial_fit(make_batch(rng, 3000, t0=now - 1800, t1=now, p_human=0.3, carrier=0), now)
+    seg = model.segment_ids(np.array([0, 1]), 0, 0, 0, 0, 0)
+    mean = model.predict(seg)[1]
+    sd = np.sqrt(model.predict_human_var(seg))
+    assert mean == pytest.approx([0.3, 0.3], abs=0.05)  # history still gives the level
+    assert sd[1] > 1.5 * sd[0]  # but today's level of carrier 1 is unknown
+    draws = np.stack([model.sample(seg) for _ in range(2000)])
+    assert np.std(draws[:, 1]) > 1.5 * np.std(draws[:, 0])
+
+
 def test_thompson_draws_are_reproducible_with_random_state():
     a, seg = _recovering_carrier_model("thompson")
     b, _ = _recovering_carrier_model("thompson")
@@ -275,18 +483,44 @@ def test_thompson_draws_are_reproducible_with_random_state():
 def test_checkpoint_round_trip(tmp_path):
     rng = np.random.default_rng(11)
     model = ContactModel(SHAPE, half_life_s=900.0, prior_strength=[1, 2, 3, 4, 5, 6],
+                         long_half_life_s=5000.0, short_strength=(6, 5, 4, 3, 2, 1),
                          exploration="ucb", ucb_c=2.0)
     model.partial_fit(make_batch(rng, 300), now_s=100.0)
     path = model.save(tmp_path / "model.npz")
     back = ContactModel.load(path)
     assert back.get_params() == {**model.get_params(), "shape": SHAPE,
-                                 "prior_strength": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]}
+                                 "prior_strength": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+                                 "short_strength": [6.0, 5.0, 4.0, 3.0, 2.0, 1.0]}
     segs = np.arange(model.n_segments)
     np.testing.assert_array_equal(np.stack(back.predict(segs)), np.stack(model.predict(segs)))
     np.testing.assert_array_equal(back.sample(segs), model.sample(segs))
     for a, b in zip(back.mean_ring_s(), model.mean_ring_s(), strict=True):
         np.testing.assert_array_equal(a, b)
     assert (back.now_s_, back.t_ref_, back.n_seen_) == (model.now_s_, model.t_ref_, model.n_seen_)
+    assert back.counts_.ctypes.data % 64 == 0
+
+
+def test_a_one_memory_checkpoint_loads_as_both_memories(tmp_path, caplog):
+    import json
+
+    rng = np.random.default_rng(14)
+    model = ContactModel(SHAPE, half_life_s=900.0).partial_fit(make_batch(rng, 300), 100.0)
+    meta = {"format": "smartdial.contact_model/1", "t_ref_": model.t_ref_,
+            "now_s_": model.now_s_, "n_seen_": model.n_seen_, "n_rejected_": 0,
+            "params": {"shape": list(SHAPE), "half_life_s": 900.0, "prior_strength": 20.0,
+                       "exploration": "thompson", "ucb_c": 1.0, "random_state": None}}
+    old = tmp_path / "v1.npz"
+    np.savez(old, meta=np.array(json.dumps(meta)), counts=model.counts_[:, :4],
+             ring=model.ring_, handle=model.handle_)
+    back = ContactModel.load(old)
+    assert "contact_model/1" in caplog.text
+    np.testing.assert_array_equal(back.counts_[:, 4:], model.counts_[:, :4])
+    np.testing.assert_array_equal(back.decayed_counts(3), model.decayed_counts(3))
+    assert back.long_half_life_s == 259_200.0
+    np.savez(old, meta=np.array(json.dumps({**meta, "format": "other/1"})),
+             counts=model.counts_, ring=model.ring_, handle=model.handle_)
+    with pytest.raises(ValueError, match=r"not a smartdial\.contact_model/2 checkpoint"):
+        ContactModel.load(old)
 
 
 def test_warm_start_from_parquet_counts_and_skips_a_malformed_row(tmp_path):
@@ -309,8 +543,12 @@ def test_warm_start_from_parquet_counts_and_skips_a_malformed_row(tmp_path):
             zip(days, ([], [17], [5]), strict=True)]
     twin = ContactModel(SHAPE, half_life_s=6 * 3600.0).partial_fit(OutcomeBatch.concat(good), now)
     np.testing.assert_allclose(model.counts_, twin.counts_, rtol=1e-12)
-    # Older days decay by their age: day 0 weighs 2**-8 of today's per attempt.
+    # Older days decay by their age: in the short memory day 0 weighs 2**-8 of today's per
+    # attempt; in the long one (3-day half-life) a day-old row weighs 2**(-1/3) = 0.79.
     assert model.decayed_counts(5)[0, 0] < 400 * (1 + 2**-4 + 2**-8)
+    want = sum(np.sum(2.0 ** ((b.t_s - now) / 259_200.0)) for b in good)
+    assert model.decayed_counts(5, memory="long")[0, 0] == pytest.approx(want, rel=1e-12)
+    assert want > 0.75 * 1198
 
 
 def test_read_history_turns_nulls_into_rejects_and_keeps_unknown_times(tmp_path):

@@ -220,5 +220,7 @@ def test_rescaling_a_carrier_moves_its_estimates_not_the_others():
     before = model.predict_table()[1].copy()
     model.rescale_human(1, 0.5)
     after = model.predict_table()[1]
-    np.testing.assert_allclose(after[0], before[0])
+    # The other carrier moves only through the short-term correction's shared root (its θ
+    # is shrunk toward the root's with 100 pseudo-attempts against its ~2000): by ~1e-5.
+    np.testing.assert_allclose(after[0], before[0], rtol=1e-4)
     np.testing.assert_allclose(after[1] / before[1], 0.5, rtol=0.1)
