@@ -147,24 +147,31 @@ def _with_recovering_incident(sc):
 
 
 @pytest.fixture(scope="module")
-def drift_day():
+def drift_days():
+    """telcel-direct's answer rate halves 11:00-12:00, on seeds 1-3: its share per day."""
     sc = _with_recovering_incident(load_scenario(SCENARIOS / "mx-collections.yaml"))
-    rec = simulate(sc, "optimizer", seed=1)
     c = sc.operation.carrier_index("telcel-direct")
-    return kpis.drift_response(rec, c, 180, 240)  # 11:00 and 12:00 are minutes 180, 240
+    # 11:00 and 12:00 are minutes 180 and 240 of the day
+    return [kpis.drift_response(simulate(sc, "optimizer", seed=seed), c, 180, 240)
+            for seed in (1, 2, 3)]
 
 
 @pytest.mark.slow
-def test_share_halves_within_10_min_of_an_answer_rate_halving(drift_day):
-    assert drift_day["before"] > 0.2
-    assert drift_day["halved_after_min"] <= 10
+def test_share_halves_within_10_min_of_an_answer_rate_halving(drift_days):
+    # A quality target over seeds (8.0 ± 3.3 min over seeds 1-5; 6.4 ± 2.2 for the shipped
+    # tier1-mx halving): on the mean, and no seed takes more than a re-plan period.
+    halved = [d["halved_after_min"] for d in drift_days]
+    assert all(d["before"] > 0.2 for d in drift_days)
+    assert np.mean(halved) <= 10, halved
+    assert max(halved) <= 15, halved
 
 
 @pytest.mark.slow
-def test_traffic_returns_within_30_min_of_the_recovery(drift_day):
-    # 9.0 ± 4.7 min over seeds 1-5 with the two-timescale model (none above 30): a dropped
-    # route's short-term correction returns to its parents' as its recent attempts decay.
-    assert drift_day["back_after_min"] <= 30
+def test_traffic_returns_within_30_min_of_the_recovery(drift_days):
+    # 11.2 ± 3.2 min over seeds 1-5 (none above 16): a dropped route's short-term
+    # correction returns to its parents' as its recent attempts decay.
+    back = [d["back_after_min"] for d in drift_days]
+    assert max(back) <= 30, back
 
 
 @pytest.mark.slow
