@@ -157,6 +157,8 @@ class AllocationLoop:
             p_now = p_now * np.tile(bonus, (1, self.frame.shape[2]))[:, None, :]
         now = (x * p_now).sum(axis=(1, 2))
         big = planned > 0.02 * planned.sum()
+        if not big.any():  # the plan sends nothing this slot
+            return False
         level = min(now[big].sum() / planned[big].sum(), 1.0)
         fall = 1.0 - now[big] / (planned[big] * level)
         bar = np.maximum(self.stale_change, self.stale_sigmas * self.relative_noise(now_s)[big])
