@@ -71,7 +71,9 @@ def test_calling_hours_and_staffing_on_arrays_match_the_schema(zone, midnight):
     assert world._agents_at(sched, tod_us).tolist() == [sched.agents_at(t.time()) for t in local]
 
 
-def test_struct_twins_write_through_to_the_namedtuples_arrays(small):
+def _small_floor_twins(small, agent_state, since_s: float):
+    """The small day's world, dialer and a 3-agent floor (every agent in `agent_state`
+    since `since_s`), and their StructRef twins."""
     from dialer.state import new_dialer
     from sim import kernel
     from sim.portfolio import generate
@@ -83,9 +85,15 @@ def test_struct_twins_write_through_to_the_namedtuples_arrays(small):
     w = world.build_world(small, leads, small.seed, clock)
     d = new_dialer(op, op.campaign(small.campaign), small.policies[small.default_policy], leads)
     f = kernel.new_floor(3, len(op.carriers), 8, clock.n_minutes, w.cps)
-    f.agent_state[:] = kernel.A_IDLE
-    f.agent_since[:] = 10.0
-    twins = as_structs(w, d, f, kernel.new_log(8))
+    f.agent_state[:] = agent_state
+    f.agent_since[:] = since_s
+    return f, as_structs(w, d, f, kernel.new_log(8))
+
+
+def test_struct_twins_write_through_to_the_namedtuples_arrays(small):
+    from sim import kernel
+
+    f, twins = _small_floor_twins(small, kernel.A_IDLE, 10.0)
     kernel.close_books(twins[2], 25.0)  # closes each agent's idle spell through the twin
     assert f.agent_idle_s.tolist() == [15.0, 15.0, 15.0]
     assert f.agent_since.tolist() == [25.0, 25.0, 25.0]
@@ -94,11 +102,8 @@ def test_struct_twins_write_through_to_the_namedtuples_arrays(small):
 def test_a_borrowed_twin_reads_and_writes_the_same_arrays_as_its_structref(small):
     from numba import njit
 
-    from dialer.state import new_dialer
     from sim import kernel
     from sim.borrowed import borrow
-    from sim.portfolio import generate
-    from sim.structs import as_structs
 
     @njit
     def close_borrowed(floor, now):
@@ -106,15 +111,7 @@ def test_a_borrowed_twin_reads_and_writes_the_same_arrays_as_its_structref(small
         kernel.close_books(f, now)
         return f.agent_since.shape[0], f.counters[kernel.K_FREE_CALLS]
 
-    op = small.operation
-    clock = world.clock_for(small)
-    leads = generate(small, small.seed)
-    w = world.build_world(small, leads, small.seed, clock)
-    d = new_dialer(op, op.campaign(small.campaign), small.policies[small.default_policy], leads)
-    f = kernel.new_floor(3, len(op.carriers), 8, clock.n_minutes, w.cps)
-    f.agent_state[:] = kernel.A_WRAP
-    f.agent_since[:] = 4.0
-    twins = as_structs(w, d, f, kernel.new_log(8))
+    f, twins = _small_floor_twins(small, kernel.A_WRAP, 4.0)
     assert close_borrowed(twins[2], 10.0) == (3, 8)
     assert f.agent_wrap_s.tolist() == [6.0, 6.0, 6.0]
     assert f.agent_since.tolist() == [10.0, 10.0, 10.0]
