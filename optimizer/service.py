@@ -115,7 +115,6 @@ class AllocationLoop:
     def _replan(self, now_s, launched_t_s, launched_carrier, dialer) -> None:
         pl = self.planner
         ph, pm, talk = self.estimates(now_s, dialer)
-        self._ph_planned = ph
         done = np.bincount(np.asarray(launched_carrier).astype(np.int64),
                            minlength=self.frame.shape[0]).astype(float)
         n_r, n_q = self.frame.shape[1], self.frame.shape[2] * self.frame.shape[3]
@@ -126,13 +125,15 @@ class AllocationLoop:
         # live split), so better-answering routes are bought only where they pay.
         rate = None if int(dialer.kinds[0]) == pacing.PREDICTIVE \
             else self._dial_rate(now_s, launched_t_s)
-        pl.replan(
+        result = pl.replan(
             now_s, ph, pm, self._supply(dialer), talk_s=talk,
             agents_now=float(dialer.obs[pacing.O_LOGGED]) if now_s > 0 else None,
             enabled=dialer.enabled.copy(), done_per_carrier=done,
             expected_future_attempts=pl.expected_future_attempts(now_s),
             queued=queued, attempts_per_agent_s=rate,
         )
+        if pl.plan is result:  # the rates of the plan in use, for the drift check
+            self._ph_planned = ph
         self.replan_now = False
 
     def _stale(self, now_s: float, p_now: np.ndarray) -> bool:
