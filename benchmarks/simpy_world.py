@@ -164,6 +164,11 @@ class SimpyDay:
         self.channels = [c.channels for c in op.carriers]
         self.cps_slots = [max(1, int(np.floor(c.cps))) for c in op.carriers]
         self.shares = static_shares(op).tolist()
+        # Contracts: each carrier's share of the day's launches within [min, max].
+        self.min_share = [c.min_share if c.enabled else 0.0 for c in op.carriers]
+        self.max_share = [c.max_share for c in op.carriers]
+        self.launched = [0] * nc
+        self.launched_total = 0
         self.credit: dict[tuple[int, int], list[float]] = {}
         self.rr = 0
         self.dialer_used = [0] * nc
@@ -269,11 +274,20 @@ class SimpyDay:
             and self.coverage[c][r][n]
             and self.dialer_used[c] < self.channels[c]
             and self._cps_ok(self.dialer_launches[c], self.cps_slots[c], now)
+            and self.launched[c] + 1 <= self.max_share[c] * (self.launched_total + 1) + 1e-9
         )
 
     def _carrier(self, lead: int, now: float) -> int:
         r, n = self.region[lead], self.network[lead]
         nc = len(self.channels)
+        # A carrier behind its minimum share takes the call first.
+        owed, most = -1, 0.0
+        for c in range(nc):
+            behind = self.min_share[c] * (self.launched_total + 1) - self.launched[c]
+            if behind > most and self._usable(c, r, n, now):
+                owed, most = c, behind
+        if owed >= 0:
+            return owed
         if self.policy.routing == "round_robin":
             for step in range(nc):
                 c = (self.rr + step) % nc
@@ -338,6 +352,8 @@ class SimpyDay:
         self.attempts_7d[lead] += 1
         self.dialer_used[c] += 1
         self.dialer_launches[c].append(now)
+        self.launched[c] += 1
+        self.launched_total += 1
         self.trunk_used[c] += 1
         self.ringing += 1
         w = self.w

@@ -1,8 +1,10 @@
 """Which carrier carries the next call: routing policies, pure Numba functions.
 
 Every policy respects the trunk limits the dialer itself tracks (channels in
-use, a sliding one-second window of launches for CPS) and the coverage of the
-destination; none reads a clock or touches I/O.
+use, a sliding one-second window of launches for CPS), the coverage of the
+destination and the carriers' contracts (each carrier's share of the day's
+attempts kept inside [min_share, max_share] at every launch); none reads a clock
+or touches I/O.
 """
 
 import numpy as np
@@ -48,24 +50,61 @@ def cps_record(window, cps, c, now):
     window[c, 0] = (pos + 1) % k
 
 
+def new_contracts(min_share: np.ndarray, max_share: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(contract, launched): contract[0] = min_share, contract[1] = max_share per carrier;
+    launched[c] counts the day's launches on c, launched[-1] all of them."""
+    return np.stack([min_share, max_share]).astype(np.float64), np.zeros(
+        min_share.shape[0] + 1, np.int64
+    )
+
+
 @njit(cache=True, inline="always")
-def usable(c, region, network, channels_used, channels, enabled, coverage, window, cps, now):
+def record_launch(launched, c):
+    launched[c] += 1
+    launched[launched.shape[0] - 1] += 1
+
+
+@njit(cache=True, inline="always")
+def usable(c, region, network, channels_used, channels, enabled, coverage, window, cps, now,
+           contract, launched):
+    # The max_share test keeps the carrier's share of the day's launches, this one
+    # included, at or under its cap at every moment, not only at the day's end.
     return (
         enabled[c]
         and coverage[c, region, network]
         and channels_used[c] < channels[c]
         and cps_allows(window, cps, c, now)
+        and launched[c] + 1 <= contract[1, c] * (launched[launched.shape[0] - 1] + 1) + 1e-9
     )
 
 
 @njit(cache=True, inline="always")
+def _owed(region, network, channels_used, channels, enabled, coverage, window, cps, now,
+          contract, launched):
+    """The usable carrier furthest behind its min_share of the day's launches (this
+    one included), or -1 when every carrier is at or above its minimum."""
+    n = launched.shape[0] - 1
+    total = launched[n] + 1
+    best, most = -1, 0.0
+    for c in range(n):
+        behind = contract[0, c] * total - launched[c]
+        if behind > most and usable(
+            c, region, network, channels_used, channels, enabled, coverage, window, cps, now,
+            contract, launched,
+        ):
+            best, most = c, behind
+    return best
+
+
+@njit(cache=True, inline="always")
 def _first_usable(order, region, network, channels_used, channels, enabled, coverage, window, cps,
-                  now):
+                  now, contract, launched):
     """The first carrier in `order` that can take the call now, or -1."""
     for i in range(order.shape[0]):
         c = order[i]
         if usable(
-            c, region, network, channels_used, channels, enabled, coverage, window, cps, now
+            c, region, network, channels_used, channels, enabled, coverage, window, cps, now,
+            contract, launched,
         ):
             return c
     return -1
@@ -79,7 +118,7 @@ def _first_usable(order, region, network, channels_used, channels, enabled, cove
 def pick_carrier(
     kind, region, product, network, now,
     channels_used, channels, enabled, coverage, window, cps,
-    weights, credit, rr, cost_order,
+    weights, credit, rr, cost_order, contract, launched,
 ):
     """The carrier for a call to (region, product, network), or -1 if none can take it.
 
@@ -87,14 +126,22 @@ def pick_carrier(
     allocation; for SEGMENTED, p is product × networks + network); credit[r, p, c] is
     the smooth weighted round-robin state that makes realised shares track them;
     rr[0] is the round-robin pointer; cost_order lists carriers cheapest first and
-    is also the fallback order of the share-following kinds.
+    is also the fallback order of the share-following kinds; contract and launched
+    hold the contracts (`new_contracts`): a carrier behind its min_share takes the
+    call first, one at its max_share is skipped. The caller records the launch
+    (`record_launch`).
     """
     n = channels.shape[0]
+    owed = _owed(region, network, channels_used, channels, enabled, coverage, window, cps, now,
+                 contract, launched)
+    if owed >= 0:
+        return owed
     if kind == ROUND_ROBIN:
         for step in range(n):
             c = (rr[0] + step) % n
             if usable(
-                c, region, network, channels_used, channels, enabled, coverage, window, cps, now
+                c, region, network, channels_used, channels, enabled, coverage, window, cps, now,
+                contract, launched,
             ):
                 rr[0] = (c + 1) % n
                 return c
@@ -102,7 +149,7 @@ def pick_carrier(
     if kind == CHEAPEST:
         return _first_usable(
             cost_order, region, network, channels_used, channels, enabled, coverage, window, cps,
-            now,
+            now, contract, launched,
         )
     if kind == SEGMENTED:
         # Shares per destination network too: weights[r, product * networks + network, c].
@@ -117,7 +164,8 @@ def pick_carrier(
         if w <= 0.0:
             continue
         if not usable(
-            c, region, network, channels_used, channels, enabled, coverage, window, cps, now
+            c, region, network, channels_used, channels, enabled, coverage, window, cps, now,
+            contract, launched,
         ):
             continue
         credit[region, product, c] += w
@@ -133,4 +181,5 @@ def pick_carrier(
     # not touch the credits, so the shares resume where they were.
     return _first_usable(
         cost_order, region, network, channels_used, channels, enabled, coverage, window, cps, now,
+        contract, launched,
     )

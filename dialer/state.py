@@ -17,6 +17,7 @@ Dialer = namedtuple(
     "q_head q_tail q_size nxt n_groups group group_region enq_t ready_at state "
     "attempts_day attempts_7d "
     "enabled coverage weights credit rr cost_order channels channels_used cps cps_window "
+    "contract launched "
     "ring_t0 cell n_ab group_dims contact_p contact_n value peak hop hop_params "
     "pick_key pick_tree",
 )
@@ -183,6 +184,11 @@ def new_dialer(operation, campaign, policy, leads) -> Dialer:
         n_lines = n_products * len(operation.networks)
     weights = np.broadcast_to(static_shares(operation), (n_regions, n_lines, n_carriers)).copy()
     pick_key, pick_tree = hopper.new_picker(n_groups)
+    # A disabled carrier owes no minimum share.
+    contract, launched = routing.new_contracts(
+        np.array([c.min_share if c.enabled else 0.0 for c in operation.carriers]),
+        np.array([c.max_share for c in operation.carriers]),
+    )
     return Dialer(
         kinds=np.array(
             [
@@ -218,6 +224,8 @@ def new_dialer(operation, campaign, policy, leads) -> Dialer:
         channels_used=np.zeros(n_carriers, np.int64),
         cps=cps,
         cps_window=routing.new_cps_window(cps),
+        contract=contract,
+        launched=launched,
         ring_t0=np.full(int(sum(c.channels for c in operation.carriers)) + 16, -1.0),
         cell=cell,
         n_ab=n_ab,

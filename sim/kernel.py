@@ -290,6 +290,7 @@ def _launch(w, d, f, log, lead, c, now):
     f.trunk_used[c] += 1
     d.channels_used[c] += 1
     routing.cps_record(d.cps_window, d.cps, c, now)
+    routing.record_launch(d.launched, c)
     k[K_RINGING] += 1
     f.call_state[call] = C_RINGING
     d.ring_t0[call] = now
@@ -519,6 +520,7 @@ def _tick(w, d, f, log, now):
     cps_window, cps, weights, credit, rr, cost_order = (
         d.cps_window, d.cps, d.weights, d.credit, d.rr, d.cost_order
     )
+    contract, launched = d.contract, d.launched
     if n > 0:
         hopper.start_picks(lead_kind, q_head, q_size, n_groups, group_region, region_open, enq_t,
                            ready_at, minute, now, pick_key, pick_tree)
@@ -533,7 +535,7 @@ def _tick(w, d, f, log, now):
         c = routing.pick_carrier(
             route_kind, region[lead], product[lead], network[lead], now,
             channels_used, channels, enabled, coverage, cps_window, cps,
-            weights, credit, rr, cost_order,
+            weights, credit, rr, cost_order, contract, launched,
         )
         if c < 0 or not _launch(w, d, f, log, lead, c, now):
             hopper.push_front(q_head, q_tail, q_size, nxt, g, lead)

@@ -105,6 +105,19 @@ def violations(rec: DayRecord) -> dict[str, int]:
         cps_bad += int((s[k:] - s[:-k] < 1.0 - 1e-9).sum()) if s.size > k else 0
     out["carrier_channels"] = chan_bad
     out["carrier_cps"] = cps_bad
+
+    # Contracts: each enabled carrier's share of the day's attempts inside
+    # [min_share, max_share], give or take 0.1 % of the attempts (at least one).
+    counts = np.bincount(log.carrier, minlength=len(op.carriers))[: len(op.carriers)]
+    total = counts.sum()
+    slack = max(1.0, 1e-3 * total)
+    out["contract_share"] = int(sum(
+        1 for c, carrier in enumerate(op.carriers)
+        if carrier.enabled and total and (
+            counts[c] < carrier.min_share * total - slack
+            or counts[c] > carrier.max_share * total + slack
+        )
+    ))
     return out
 
 

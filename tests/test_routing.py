@@ -9,10 +9,15 @@ from hypothesis import strategies as st
 from dialer import routing
 
 
-def trunks(n=4, channels=1000, cps=1000.0):
+def trunks(n=4, channels=1000, cps=1000.0, min_share=None, max_share=None):
     ch = np.full(n, channels, np.int64)
     c = np.full(n, cps, float)
+    contract, launched = routing.new_contracts(
+        np.zeros(n) if min_share is None else np.asarray(min_share, float),
+        np.ones(n) if max_share is None else np.asarray(max_share, float),
+    )
     return dict(
+        contract=contract, launched=launched,
         channels_used=np.zeros(n, np.int64), channels=ch, enabled=np.ones(n, bool),
         coverage=np.ones((n, 1, 1), bool), window=routing.new_cps_window(c), cps=c,
         credit=np.zeros((1, 1, n)), rr=np.zeros(1, np.int64),
@@ -21,10 +26,15 @@ def trunks(n=4, channels=1000, cps=1000.0):
 
 
 def pick(t, weights, now, kind=routing.STATIC):
-    return routing.pick_carrier(
+    """One pick; a launch is recorded, as the dialer does."""
+    c = routing.pick_carrier(
         kind, 0, 0, 0, now, t["channels_used"], t["channels"], t["enabled"], t["coverage"],
         t["window"], t["cps"], weights, t["credit"], t["rr"], t["cost_order"],
+        t["contract"], t["launched"],
     )
+    if c >= 0:
+        routing.record_launch(t["launched"], c)
+    return c
 
 
 @settings(max_examples=40, deadline=None)
@@ -100,3 +110,31 @@ def test_channels_and_calls_per_second_are_never_exceeded(channels, cps, kind, s
         s = np.array(launches[c])
         if s.size > k:
             assert (s[k:] - s[:-k] >= 1.0 - 1e-9).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.sampled_from([routing.STATIC, routing.ROUND_ROBIN, routing.CHEAPEST, routing.SEGMENTED]),
+    st.floats(0.05, 0.45), st.floats(0.05, 0.45), st.integers(30, 300),
+)
+def test_every_kind_keeps_each_carrier_inside_its_contract_at_every_launch(
+    kind, floor, cap, n_calls
+):
+    # Carrier 0 (dearest in cost_order, no weight) owes a minimum share; carrier 3
+    # (cheapest, most weight) is capped: every kind must still honour both.
+    t = trunks(4, min_share=[floor, 0, 0, 0], max_share=[1, 1, 1, cap])
+    weights = np.array([[[0.0, 0.1, 0.1, 0.8]]])
+    counts = np.zeros(4)
+    for i in range(n_calls):
+        counts[pick(t, weights, float(i), kind)] += 1
+        total = i + 1
+        assert counts[3] <= cap * total + 1e-9
+        assert counts[0] >= floor * total - 1.0  # at most one call behind
+    assert np.array_equal(t["launched"], np.append(counts, n_calls))
+
+
+def test_a_capped_carrier_is_skipped_even_when_it_is_the_only_weighted_one():
+    t = trunks(2, max_share=[1.0, 0.25])
+    weights = np.array([[[0.0, 1.0]]])
+    picks = [pick(t, weights, float(i)) for i in range(40)]
+    assert picks.count(1) == 10  # 25 %: the rest falls back to carrier 0

@@ -399,10 +399,10 @@ def _violations_of(rec, rows, leads=None):
     return kpis.violations(new)
 
 
-def _only(rule, count=None):
+def _only(rule, count=None, besides=()):
     def check(v):
         assert v[rule] > 0 if count is None else v[rule] == count, v
-        assert all(n == 0 for r, n in v.items() if r != rule), v
+        assert all(n == 0 for r, n in v.items() if r != rule and r not in besides), v
     return check
 
 
@@ -458,7 +458,8 @@ def test_violation_checker_catches_too_many_channels(small_day, clean_leads):
     n = op.carriers[c].channels + 1  # one call more than the trunk holds, 2 per second
     rows = [{"lead": lead, "carrier": c, "t_start": 0.5 * i, "outcome": CONTACT,
              "ring_s": 5.0, "conn_s": 600.0, "agent": 0} for i, lead in enumerate(clean_leads[:n])]
-    _only("carrier_channels", 1)(_violations_of(small_day, rows))
+    # A one-carrier log also breaks the contracts (regional-norte's cap, tier1-mx's minimum).
+    _only("carrier_channels", 1, besides=["contract_share"])(_violations_of(small_day, rows))
 
 
 def test_violation_checker_catches_a_cps_burst(small_day, clean_leads):
@@ -467,7 +468,25 @@ def test_violation_checker_catches_a_cps_burst(small_day, clean_leads):
     k = int(op.carriers[c].cps)
     rows = [{"lead": lead, "carrier": c, "t_start": 100.0 + 0.9 * i / k, "ring_s": 3.0,
              "outcome": int(Outcome.BUSY)} for i, lead in enumerate(clean_leads[: k + 1])]
-    _only("carrier_cps", 1)(_violations_of(small_day, rows))
+    _only("carrier_cps", 1, besides=["contract_share"])(_violations_of(small_day, rows))
+
+
+def test_violation_checker_catches_a_carrier_outside_its_contract(small_day, clean_leads):
+    op = small_day.scenario.operation
+    grey, tier1, mid = (op.carrier_index(n) for n in ("lcr-grey", "tier1-mx", "midtier-a"))
+
+    def day(carriers):
+        return _violations_of(small_day, [
+            {"lead": lead, "carrier": c, "t_start": 60.0 * i}
+            for i, (lead, c) in enumerate(zip(clean_leads[: len(carriers)], carriers, strict=True))
+        ])
+
+    # lcr-grey's max_share is 30 %: 5 of 10 attempts is over the cap and its one-call slack.
+    _only("contract_share", 1)(day([grey] * 5 + [tier1] * 5))
+    assert sum(day([grey] * 4 + [tier1] * 6).values()) == 0
+    # tier1-mx is owed 10 %: none of 20 attempts is two short.
+    _only("contract_share", 1)(day([mid] * 20))
+    assert sum(day([mid] * 18 + [tier1] * 2).values()) == 0
 
 
 # ------------------------------------------------------------------ determinism and CRN
