@@ -159,3 +159,32 @@ def test_a_drift_replan_needs_one_carrier_to_fall_against_the_rest(small):
         return ph
 
     assert _replans_on_drift(small, halve) >= 1
+
+
+def test_a_route_history_knows_to_be_outclassed_is_neither_probed_nor_planned_optimistically(
+    small,
+):
+    frame, leads, _, rng = _floor(small, 11)
+    t0_unix = frame.start_utc.timestamp()
+    loop = LearningLoop(frame, t0_unix, leads.region, leads.product, leads.network)
+    c_bad, c_drop = 1, 2  # tier1-mx and midtier-a: both cover every route
+    rate = np.full(frame.shape[0], 0.20)
+    rate[c_bad] = 0.05
+    for k in range(1, 11):  # two days ago: the long memory learns every route's usual level
+        batch, _, _ = _outcomes(frame, t0_unix - 2 * 86_400.0, k * EPOCH_S, rng, rate)
+        loop.model.partial_fit(batch, t0_unix - 2 * 86_400.0 + k * EPOCH_S)
+    today = rate.copy()
+    today[c_drop] = 0.02  # a good route falls today: a drift, not an outclassed route
+    batch, _, _ = _outcomes(frame, t0_unix, EPOCH_S, rng, today)
+    loop.model.partial_fit(batch, t0_unix + EPOCH_S)
+    now = EPOCH_S + 3600.0  # today's short memory has faded: every route is thin again
+
+    n_c, n_n = frame.shape[0], frame.shape[3]
+    out = loop.outclassed(now).reshape(n_c, n_n)
+    assert out[c_bad].all() and not out[np.arange(n_c) != c_bad].any()
+    allowed = np.ones((n_c, frame.shape[1], frame.shape[2] * n_n), bool)
+    probe = loop.probe(now, allowed)
+    assert (probe[c_bad] == 0).all()
+    assert (probe[c_drop] == loop.probe_share).all()
+    bonus = loop.optimism_factor(now)
+    assert (bonus[c_bad] == 1.0).all() and (bonus[c_drop] > 1.0).all()
