@@ -304,7 +304,7 @@ class LearningLoop(AllocationLoop):
         """(C*N,) routes (carrier × destination network) known to answer less than
         `explore_near` × the best known route to their network: the long memory holds
         `probe_attempts` of theirs. Neither probed nor planned optimistically, as exploring
-        them costs contacts every day (with 7 days of history this was 1.5 points of the
+        them costs contacts every day (with 7 days of history, about 2 points of the
         oracle's contacts); a known route that drifts down today is not outclassed, as its
         long memory keeps its usual level."""
         n_n = self.frame.shape[3]
