@@ -182,6 +182,22 @@ def test_kernel_agrees_with_naive_twin_on_random_batches(
                                        rtol=1e-9)
 
 
+def test_decay_weights_match_exp2_to_the_last_bits():
+    """The update kernel's SIMD 2**x (polynomial and exponent bits) against NumPy's,
+    over every age a weight can have, down to the clamp at -1000 half-lives."""
+    from optimizer._model_kernels import _exp2_scaled_into
+
+    rng = np.random.default_rng(7)
+    x = np.concatenate([rng.uniform(-1000.0, 2.0, 100_000), np.arange(-1000.0, 3.0, 0.5),
+                        [-0.5, 0.5, -1e-300, 0.0, 1e-300]])
+    got = _exp2_scaled_into(x, 1.0)
+    np.testing.assert_allclose(got, np.exp2(x), rtol=4e-16, atol=0)
+    assert _exp2_scaled_into(np.array([-1e6, -1020.0]), 1.0).tolist() == [2.0**-1000] * 2
+    # the rate scales the age first: 2**(dt / half-life)
+    np.testing.assert_allclose(_exp2_scaled_into(np.array([-3600.0]), 1 / 1800.0), [0.25],
+                               rtol=4e-16)
+
+
 @settings(max_examples=30, deadline=None)
 @given(
     seed=st.integers(0, 2**32 - 1),
