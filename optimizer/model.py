@@ -325,6 +325,17 @@ class ContactModel:
         self._changed()
         return self
 
+    def shift_time(self, delta_s: float) -> ContactModel:
+        """Move the model's clock by `delta_s` seconds, every count keeping its age (to
+        re-date a checkpoint, see `optimizer.checkpoint`)."""
+        self._check_fitted()
+        if not math.isfinite(delta_s):
+            raise ValueError(f"delta_s must be finite, got {delta_s!r}")
+        self.t_ref_ += float(delta_s)
+        self.now_s_ += float(delta_s)
+        self._table_cache = None
+        return self
+
     def warm_start(
         self,
         paths: str | PathLike[str] | Iterable[str | PathLike[str]],

@@ -19,6 +19,12 @@ from smartdial.outcomes import ABANDONED, CONTACT
 N_ATTEMPT_BUCKETS = 4  # attempts before this one: 0, 1, 2, 3+
 
 
+def model_shape(frame: DayFrame) -> tuple[int, ...]:
+    """The contact model's segment shape for a campaign day: carrier, region, product,
+    network, local hour, attempt bucket."""
+    return (*frame.shape, N_HOURS, N_ATTEMPT_BUCKETS)
+
+
 class AllocationLoop:
     """The planner driven once an epoch: re-plan when due, on alarm or when the plan went stale,
     then split the current slot into the dialer's `weights`. Subclasses say where the contact
@@ -197,6 +203,10 @@ class LearningLoop(AllocationLoop):
 
     Every batch is scored against the model's prediction before it is learnt (a per-carrier
     CUSUM of the residuals); an alarm re-plans at once. Thin routes keep a probe share.
+
+    The model starts from `model` when given (restored from a checkpoint, see
+    `optimizer.checkpoint`; its counts are kept and the hyper-parameters here replace
+    its own), else warm from `history` (Parquet day files), else cold.
     """
 
     def __init__(self, frame: DayFrame, t0_unix: float, region, product, network, *,
@@ -208,16 +218,20 @@ class LearningLoop(AllocationLoop):
                  min_replan_gap_s: float = 300.0, optimism: float = 1.0,
                  probe_attempts: float = 200.0,
                  probe_share: float = 0.05, explore_near: float = 0.8, seed: int = 0,
-                 **kw) -> None:
+                 model: ContactModel | None = None, **kw) -> None:
         super().__init__(frame, t0_unix, region, product, network, **kw)
-        n_c, n_r, n_p, n_n = self.frame.shape
+        n_c = self.frame.shape[0]
         if half_life_s is None:
             half_life_s = auto_half_life_s(self.frame)
-        self.model = ContactModel(
-            (n_c, n_r, n_p, n_n, N_HOURS, N_ATTEMPT_BUCKETS), half_life_s=half_life_s,
-            long_half_life_s=long_half_life_s, prior_strength=prior_strength,
-            short_strength=short_strength, exploration="none", random_state=seed,
-        )
+        params = dict(half_life_s=half_life_s, long_half_life_s=long_half_life_s,
+                      prior_strength=prior_strength, short_strength=short_strength,
+                      exploration="none", random_state=seed)
+        shape = model_shape(self.frame)
+        if model is not None and tuple(model.shape) != shape:
+            raise ValueError(f"the restored model's shape {tuple(model.shape)} is not this "
+                             f"day's {shape}")
+        self.model = ContactModel(shape, **params) if model is None \
+            else model.set_params(**params)
         self.cusum = ResidualCusum(n_c)
         self.probe_attempts = probe_attempts
         self.watch_after = watch_after_attempts
@@ -228,11 +242,12 @@ class LearningLoop(AllocationLoop):
         self.explore_near = explore_near
         self._bucket_mix: np.ndarray | None = None  # (R,P,N,A) of the last full estimate
         self.alarms: list[tuple[float, int, float]] = []  # (now_s, carrier, rate ratio)
-        if history:
+        if model is None and history:
             # Rows keep their times: the long memory holds the past days (the shapes), the
             # short one only today's drift.
             self.model.warm_start(history, self.t0_unix)
         else:
+            # A restored model already holds its history: it is not fitted twice.
             self.model.partial_fit(OutcomeBatch.empty(), self.t0_unix)
 
     def step(self, now_s: float, batch: OutcomeBatch, launched_t_s: np.ndarray,

@@ -13,9 +13,10 @@ from os import PathLike
 
 import numpy as np
 
+from optimizer.checkpoint import Checkpoints, restore
 from optimizer.history import OutcomeBatch, write_day
 from optimizer.policy import DayFrame, day_frame
-from optimizer.service import N_ATTEMPT_BUCKETS, AllocationLoop, LearningLoop
+from optimizer.service import N_ATTEMPT_BUCKETS, AllocationLoop, LearningLoop, model_shape
 from smartdial.outcomes import CONTACT
 
 
@@ -34,6 +35,9 @@ class _SimHook:
                  dialer) -> None:
         self.step(now_s, self.batch(finished, log), log.t_start[:n_launched],
                   log.carrier[:n_launched], dialer)
+
+    def close(self, now_s: float) -> None:
+        """The day has drained."""
 
 
 class OracleController(_SimHook, AllocationLoop):
@@ -65,15 +69,36 @@ class OracleController(_SimHook, AllocationLoop):
 
 
 class OptimizerController(_SimHook, LearningLoop):
-    """The service's learning loop, fed the attempt log's finished rows."""
+    """The service's learning loop, fed the attempt log's finished rows.
 
-    def __init__(self, scenario, leads, clock, **kw) -> None:
-        super().__init__(_frame(scenario), clock.start_utc.timestamp(), leads.region,
-                         leads.product, leads.network, **kw)
+    With `checkpoint` (a path), the model starts from the file when it exists (re-dated by
+    whole days when it was saved later in the calendar, as by an earlier run of the same
+    scenario), is saved there every `checkpoint_every_s` simulated seconds and once more
+    when the day has drained: runs chained on one path learn day after day.
+    """
+
+    def __init__(self, scenario, leads, clock, checkpoint=None,
+                 checkpoint_every_s: float = 300.0, **kw) -> None:
+        frame = _frame(scenario)
+        t0 = clock.start_utc.timestamp()
+        self.checkpoints = None
+        if checkpoint is not None:
+            kw["model"] = restore(checkpoint, model_shape(frame), t0, redate=True)
+            self.checkpoints = Checkpoints(checkpoint, checkpoint_every_s)
+        super().__init__(frame, t0, leads.region, leads.product, leads.network, **kw)
         self.leads = leads
 
     def batch(self, finished, log) -> OutcomeBatch:
         return outcome_batch(self.frame, self.leads, log, finished, self.t0_unix)
+
+    def on_epoch(self, now_s, finished, log, n_launched, dialer) -> None:
+        super().on_epoch(now_s, finished, log, n_launched, dialer)
+        if self.checkpoints is not None:
+            self.checkpoints.maybe_save(self.model, now_s)
+
+    def close(self, now_s: float) -> None:
+        if self.checkpoints is not None:
+            self.checkpoints.save(self.model, now_s)
 
 
 # ----------------------------------------------------------------------------- history
@@ -121,13 +146,14 @@ def save_history(rec, path: str | PathLike[str], days_before: int = 1):
 PLAN_TIME_LIMIT_S = math.inf
 
 
-def for_policy(policy, scenario, leads, world, clock, history=None, seed: int = 0):
+def for_policy(policy, scenario, leads, world, clock, history=None, seed: int = 0,
+               checkpoint=None):
     """The controller a policy needs, or None (baselines run without one)."""
     if policy.routing == "oracle":
         return OracleController(scenario, leads, world, clock, time_limit_s=PLAN_TIME_LIMIT_S)
     if policy.routing == "optimizer":
         return OptimizerController(scenario, leads, clock, history=history, seed=seed,
-                                   time_limit_s=PLAN_TIME_LIMIT_S)
+                                   checkpoint=checkpoint, time_limit_s=PLAN_TIME_LIMIT_S)
     return None
 
 

@@ -34,6 +34,9 @@ class Controller(Protocol):
                  dialer: Dialer) -> None:
         """`finished`: indices of the log rows whose attempt ended since the last call."""
 
+    def close(self, now_s: float) -> None:
+        """Called once when the day has drained (e.g. to save what it learnt)."""
+
 
 @dataclass
 class DayRecord:
@@ -63,12 +66,14 @@ def simulate(
     progress: Callable[[float, float], None] | None = None,
     controller: Controller | None = None,
     history=None,
+    checkpoint=None,
 ) -> DayRecord:
     """Simulate the scenario's day under `policy` (a name of scenario.policies or a spec).
 
     Routing `optimizer` / `oracle` bring their controller (`sim.controller`); `history`
-    (Parquet day files) warm-starts the optimiser's model. A `controller` given here is used
-    instead.
+    (Parquet day files) warm-starts the optimiser's model; `checkpoint` (a path) restores
+    it from an earlier run's checkpoint when the file exists, and saves it there (see
+    `OptimizerController`). A `controller` given here is used instead.
     """
     if policy is None:
         policy = scenario.default_policy
@@ -84,7 +89,8 @@ def simulate(
     if controller is None and policy.routing in ("optimizer", "oracle"):
         from sim.controller import for_policy
 
-        controller = for_policy(policy, scenario, leads, world, clock, history, seed)
+        controller = for_policy(policy, scenario, leads, world, clock, history, seed,
+                                checkpoint)
 
     callable_leads = dialer.state != hopper.DONE
     cap = np.minimum(
@@ -126,6 +132,8 @@ def simulate(
     last = floor.agent_since.max() if floor.agent_since.size else clock.end_s
     t_close = float(max(clock.end_s, last))
     kernel.close_books(structs[2], t_close)
+    if controller is not None:
+        controller.close(t_close)
     return DayRecord(
         scenario=scenario, policy=policy, seed=seed, clock=clock, leads=leads, world=world,
         dialer=dialer, floor=floor, log=_trim(log, int(floor.counters[kernel.K_LOG])),

@@ -55,6 +55,10 @@ def _sim_run(args) -> int:
 
     scenario = load_scenario(args.scenario)
     policy = _policy(scenario, args)
+    if policy.routing != "optimizer" and (args.checkpoint or args.history):
+        raise SmartdialError(f"--checkpoint and --history feed the optimizer's model; policy "
+                             f"{args.policy or scenario.default_policy!r} routes "
+                             f"{policy.routing!r} (add --routing optimizer)")
     seed = scenario.seed if args.seed is None else args.seed
     err = Console(stderr=True)
     with Progress(
@@ -66,7 +70,7 @@ def _sim_run(args) -> int:
         rec = simulate(
             scenario, policy, seed,
             progress=lambda t, end: bar.update(task, completed=t / end if end else 1.0),
-            history=args.history or None,
+            history=args.history or None, checkpoint=args.checkpoint,
         )
         oracle = None
         # Every optimizer run reports its gap to the oracle (same seed: common random numbers).
@@ -84,6 +88,10 @@ def _sim_run(args) -> int:
         k["oracle"] = {n: ko[n] for n in ("contacts", "cost", "cost_per_contact", "attempts",
                                           "violations_total")}
         k["oracle_gap"] = 1.0 - k["contacts"] / ko["contacts"] if ko["contacts"] else 0.0
+    if args.checkpoint:
+        ck = rec.controller.checkpoints
+        k["checkpoint"] = {"path": str(args.checkpoint), "saved": ck.n_saved,
+                           "failed": ck.n_failed}
     if args.save_history:
         from sim.controller import save_history
 
@@ -98,6 +106,10 @@ def _sim_run(args) -> int:
         console = Console()
         for table in report.tables(k):
             console.print(table)
+        if "checkpoint" in k:
+            ck = k["checkpoint"]
+            failed = f", {ck['failed']} failed (see the log)" if ck["failed"] else ""
+            console.print(f"model checkpoint: {ck['path']} (saved {ck['saved']} times{failed})")
         if "report" in k:
             console.print(f"report: {k['report']}")
     return 1 if k["violations_total"] else 0
@@ -134,6 +146,10 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--history", type=Path, action="append", metavar="PARQUET",
                      help="warm-start the optimizer's model from this day file (repeatable)")
+    run.add_argument("--checkpoint", type=Path, metavar="NPZ",
+                     help="optimizer runs: start the model from this checkpoint when it exists "
+                     "(instead of --history), save it there every 5 simulated minutes and at "
+                     "the end of the day")
     run.add_argument("--save-history", type=Path, metavar="PARQUET",
                      help="write the day's outcomes as a history day file")
     run.add_argument("--days-ago", type=int, default=1, metavar="N",

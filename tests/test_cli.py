@@ -90,3 +90,20 @@ def test_an_unreadable_history_file_is_a_clear_error(capsys, tmp_path, content):
     assert rc == 2
     err = capsys.readouterr().err
     assert f"{path}: cannot read outcome history" in err
+
+
+def test_an_unreadable_checkpoint_is_a_clear_error(capsys, tmp_path):
+    path = tmp_path / "model.npz"
+    path.write_bytes(b"not a checkpoint")
+    rc = main(["sim", "run", SMALL, "--policy", "optimizer", "--checkpoint", str(path),
+               "--no-oracle", "--quiet", "--report", "none", "--json"])
+    assert rc == 2
+    assert f"{path}: not a readable contact-model checkpoint" in capsys.readouterr().err
+
+
+def test_a_checkpoint_for_a_policy_without_the_optimizer_is_refused(capsys, tmp_path):
+    rc = main(["sim", "run", SMALL, "--routing", "static", "--checkpoint",
+               str(tmp_path / "model.npz"), "--quiet", "--report", "none", "--json"])
+    assert rc == 2
+    assert "add --routing optimizer" in capsys.readouterr().err
+    assert not (tmp_path / "model.npz").exists()

@@ -8,6 +8,7 @@ import pytest
 from configs import load_scenario
 from configs.scenario import Incident, PolicySpec
 from optimizer.allocate import check_allocation, plan_day
+from optimizer.model import ContactModel
 from optimizer.policy import N_HOURS, Planner, build_data, day_frame, lead_segments
 from sim import kpis
 from sim.controller import day_history, outcome_batch
@@ -125,6 +126,25 @@ def test_a_simulated_day_becomes_history_that_warm_starts_the_model(small, runs,
     warm = simulate(small, "optimizer", seed=8, history=[path])
     assert warm.controller.model.n_seen_ > len(batch)
     assert kpis.compute(warm)["violations_total"] == 0
+
+
+def test_a_checkpoint_carries_the_model_from_one_simulated_day_to_the_next(small, tmp_path):
+    path = tmp_path / "model.npz"
+    day1 = simulate(small, "optimizer", seed=3, checkpoint=path)
+    learnt = day1.controller.model.n_seen_
+    assert learnt == int((day1.log.outcome >= 0).sum()) > 0
+    # saved every 5 simulated minutes, and once more when the day had drained
+    assert day1.controller.checkpoints.n_saved >= day1.controller.frame.end_s // 300
+    assert ContactModel.load(path).n_seen_ == learnt
+    day2 = simulate(small, "optimizer", seed=4, checkpoint=path)
+    model = day2.controller.model
+    today = int((day2.log.outcome >= 0).sum())
+    assert model.n_seen_ == learnt + today
+    # day 1 sits at least a day back in the long memory (half-life 3 days), not on day 2
+    long_attempts = model.decayed_counts(5, memory="long")[0, 0]
+    assert today < long_attempts < today + learnt * 2 ** (-1 / 3)
+    assert ContactModel.load(path).n_seen_ == model.n_seen_
+    assert kpis.compute(day2)["violations_total"] == 0
 
 
 def test_outcome_rows_map_to_model_segments(small, runs):
