@@ -303,6 +303,22 @@ class ContactModel:
             )
         return self
 
+    def add_handle_times(self, product: np.ndarray, talk_s: np.ndarray,
+                         t_s: np.ndarray) -> ContactModel:
+        """Learn the talk (handle) seconds of CONTACT outcomes apart from their class, for
+        attempts whose class `partial_fit` learnt at the answer, before the talk ended.
+        Rows with a product out of range or a time or talk not finite are skipped."""
+        self._check_fitted()
+        p = np.asarray(product, np.int64)
+        talk = np.asarray(talk_s, float)
+        t = np.asarray(t_s, float)
+        ok = (p >= 0) & (p < self.handle_.shape[0]) & np.isfinite(talk) & (talk >= 0) \
+            & np.isfinite(t)
+        w = np.exp2((t[ok] - self.t_ref_) / self.long_half_life_s)
+        np.add.at(self.handle_, (p[ok], 0), w)
+        np.add.at(self.handle_, (p[ok], 1), w * talk[ok])
+        return self
+
     def rescale_human(self, carrier: int, ratio: float) -> ContactModel:
         """Multiply what the short memory holds of `carrier`'s human answers by `ratio`.
 

@@ -51,7 +51,7 @@ class AllocationLoop:
         self.allowed_lines = np.repeat(frame.coverage[:, :, None, :], n_p, axis=2).reshape(
             n_c, n_r, n_p * n_n
         )
-        self.replan_now = False
+        self.replan_at_s = np.inf  # re-plan from then on (a drift alarm asked)
         self.n_replans_on_alarm = 0
         self.n_replans_on_drift = 0
         self.stale_change = stale_change
@@ -100,14 +100,21 @@ class AllocationLoop:
         raise NotImplementedError
 
     def step(self, now_s: float, batch: OutcomeBatch, launched_t_s: np.ndarray,
-             launched_carrier: np.ndarray, dialer) -> None:
-        """One epoch: learn from `batch`, re-plan if needed, write `dialer.weights`."""
-        self.learn(now_s, batch)
+             launched_carrier: np.ndarray, dialer, answers: OutcomeBatch | None = None) -> None:
+        """One epoch: learn from `batch`, re-plan if needed, write `dialer.weights`.
+
+        `answers`: the attempts whose answer (human, machine, none) became known in the epoch,
+        timed at the answer, most still up (the engine hears it from AMI before the hang-up).
+        When given, the model learns the attempts' classes and the change detector watches
+        them from `answers`, and only the talk times from `batch`; without it, from `batch`.
+        """
+        self.learn(now_s, batch, answers)
         if now_s >= self.frame.end_s:
             return
         minute = self.frame.minute(now_s)
         pl = self.planner
-        if pl.due(now_s) or self.replan_now:
+        if pl.due(now_s) or now_s >= self.replan_at_s:
+            self.n_replans_on_alarm += not pl.due(now_s) and now_s >= self.replan_at_s
             self._replan(now_s, launched_t_s, launched_carrier, dialer)
         p_now = self.estimates_now(now_s, dialer)
         if self._stale(now_s, p_now):
@@ -140,7 +147,7 @@ class AllocationLoop:
         )
         if pl.plan is result:  # the rates of the plan in use, for the drift check
             self._ph_planned = ph
-        self.replan_now = False
+        self.replan_at_s = np.inf
 
     def _stale(self, now_s: float, p_now: np.ndarray) -> bool:
         """A carrier the plan uses in this slot answers `stale_change` less than planned.
@@ -190,7 +197,8 @@ class AllocationLoop:
         p_now = ph.reshape(n_c, n_r, n_p * n_n, N_HOURS)[:, np.arange(n_r), :, hour]
         return np.moveaxis(p_now, 0, 1)  # advanced indexing put R first
 
-    def learn(self, now_s: float, batch: OutcomeBatch) -> None:
+    def learn(self, now_s: float, batch: OutcomeBatch,
+              answers: OutcomeBatch | None = None) -> None:
         pass
 
     def probe(self, now_s: float, allowed: np.ndarray) -> np.ndarray | None:
@@ -214,7 +222,8 @@ class LearningLoop(AllocationLoop):
                  long_half_life_s: float = 259_200.0,
                  prior_strength: float | tuple = (200.0, 200.0, 100.0, 50.0, 20.0, 20.0),
                  short_strength: float | tuple | None = 100.0,
-                 watch_after_attempts: float = 500.0, rescale_on_alarm: bool = False,
+                 watch_after_attempts: float = 500.0, detect_h: float = 7.0,
+                 rescale_on_alarm: bool = False,
                  min_replan_gap_s: float = 300.0, optimism: float = 1.0,
                  probe_attempts: float = 200.0,
                  probe_share: float = 0.05, explore_near: float = 0.8, seed: int = 0,
@@ -232,7 +241,10 @@ class LearningLoop(AllocationLoop):
                              f"day's {shape}")
         self.model = ContactModel(shape, **params) if model is None \
             else model.set_params(**params)
-        self.cusum = ResidualCusum(n_c)
+        # Fed at answer time its residuals are as wide as chance, so a lower threshold than
+        # the class's: a halving on a carrier at p ~ 0.07 is flagged after ~600 attempts
+        # (about 2 min at a quarter of the floor), for ~100 alarms a day on mx-collections.
+        self.cusum = ResidualCusum(n_c, h=detect_h)
         self.probe_attempts = probe_attempts
         self.watch_after = watch_after_attempts
         self.rescale_on_alarm = rescale_on_alarm
@@ -251,9 +263,9 @@ class LearningLoop(AllocationLoop):
             self.model.partial_fit(OutcomeBatch.empty(), self.t0_unix)
 
     def step(self, now_s: float, batch: OutcomeBatch, launched_t_s: np.ndarray,
-             launched_carrier: np.ndarray, dialer) -> None:
+             launched_carrier: np.ndarray, dialer, answers: OutcomeBatch | None = None) -> None:
         n_plans = self.planner.n_plans
-        super().step(now_s, batch, launched_t_s, launched_carrier, dialer)
+        super().step(now_s, batch, launched_t_s, launched_carrier, dialer, answers)
         if self.planner.n_plans != n_plans:
             self.write_contact_table(now_s, dialer)
 
@@ -282,22 +294,31 @@ class LearningLoop(AllocationLoop):
         dialer.hop[0] = -1
         return True
 
-    def learn(self, now_s: float, batch: OutcomeBatch) -> None:
-        if len(batch) == 0:
+    def learn(self, now_s: float, batch: OutcomeBatch,
+              answers: OutcomeBatch | None = None) -> None:
+        # The change detector scores each attempt against what the model predicted before it
+        # saw it, in the order the answers became known. Timed at the hang-up instead, a
+        # carrier's attempts arrive out of balance whenever its volume moves (its no-answers
+        # within half a minute, its contacts minutes later): the residuals swing two to three
+        # times wider than chance and the detector cries wolf all day.
+        watch = batch if answers is None else answers
+        alarm = self._watch(now_s, watch) if len(watch) else None
+        now_unix = self.t0_unix + now_s
+        if answers is None:
+            if len(batch):
+                self.model.partial_fit(batch, now_unix)
+        else:
+            # The model learns each attempt's class when it becomes known, too: learnt at
+            # the hang-up, its recent memory would lack the contacts still talking, most of
+            # all on a route whose volume just rose, and the plan would chase that shortfall.
+            if len(answers):
+                self.model.partial_fit(answers, now_unix)
+            if len(batch):
+                contact = batch.outcome == int(CONTACT)
+                self.model.add_handle_times(batch.product[contact], batch.talk_s[contact],
+                                            batch.t_s[contact])
+        if alarm is None:
             return
-        order = np.argsort(batch.t_s, kind="stable")
-        batch = batch.take(order)
-        # Score each attempt against what the model predicted before it saw it.
-        seg = self.model.segment_ids(batch.carrier, batch.region, batch.product, batch.network,
-                                     batch.slot, batch.attempt_bucket)
-        _, p_pred, _ = self.model.predict(seg, self.t0_unix + now_s)
-        human = (batch.outcome == int(CONTACT)) | (batch.outcome == int(ABANDONED))
-        # Watch a carrier once the model knows it (history or today, the long memory): a cold
-        # prior is not a baseline.
-        seen = self.model.decayed_counts(4, self.t0_unix + now_s, memory="long")[:, 0]
-        known = seen[batch.carrier] >= self.watch_after
-        alarm = self.cusum.update(batch.carrier[known], human[known], p_pred[known])
-        self.model.partial_fit(batch, self.t0_unix + now_s)
         for c in np.flatnonzero(alarm):
             ratio = float(self.cusum.ratio_[c])
             self.alarms.append((now_s, int(c), round(ratio, 3)))
@@ -305,10 +326,22 @@ class LearningLoop(AllocationLoop):
                 self.model.rescale_human(int(c), ratio)
             # Re-plan at once, but not more often than every few minutes: the residuals are
             # not stationary (leads answer less as the best ones are reached), so alarms
-            # also come without a change in a route.
-            if now_s - self.planner.planned_at_s >= self.min_replan_gap_s:
-                self.replan_now = True
-                self.n_replans_on_alarm += 1
+            # also come without a change in a route. One inside the gap waits for its end.
+            self.replan_at_s = min(self.replan_at_s,
+                                   self.planner.planned_at_s + self.min_replan_gap_s)
+
+    def _watch(self, now_s: float, watch: OutcomeBatch) -> np.ndarray:
+        """Feed `watch` to the per-carrier CUSUM; the carriers it raised an alarm on."""
+        watch = watch.take(np.argsort(watch.t_s, kind="stable"))
+        seg = self.model.segment_ids(watch.carrier, watch.region, watch.product, watch.network,
+                                     watch.slot, watch.attempt_bucket)
+        _, p_pred, _ = self.model.predict(seg, self.t0_unix + now_s)
+        human = (watch.outcome == int(CONTACT)) | (watch.outcome == int(ABANDONED))
+        # Watch a carrier once the model knows it (history or today, the long memory): a cold
+        # prior is not a baseline.
+        seen = self.model.decayed_counts(4, self.t0_unix + now_s, memory="long")[:, 0]
+        known = seen[watch.carrier] >= self.watch_after
+        return self.cusum.update(watch.carrier[known], human[known], p_pred[known])
 
     def relative_noise(self, now_s):
         # The current level of a carrier is its short-term correction: recent answers count.

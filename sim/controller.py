@@ -17,7 +17,8 @@ from optimizer.checkpoint import Checkpoints, restore
 from optimizer.history import OutcomeBatch, write_day
 from optimizer.policy import DayFrame, day_frame
 from optimizer.service import N_ATTEMPT_BUCKETS, AllocationLoop, LearningLoop, model_shape
-from smartdial.outcomes import CONTACT
+from sim.kernel import UP_HUMAN, UP_MACHINE
+from smartdial.outcomes import CONTACT, MACHINE
 
 
 def _frame(scenario) -> DayFrame:
@@ -31,10 +32,13 @@ class _SimHook:
     def batch(self, finished: np.ndarray, log) -> OutcomeBatch:
         return OutcomeBatch.empty()
 
+    def answers(self, decided: np.ndarray | None, log) -> OutcomeBatch | None:
+        return None
+
     def on_epoch(self, now_s: float, finished: np.ndarray, log, n_launched: int,
-                 dialer) -> None:
+                 dialer, decided: np.ndarray | None = None) -> None:
         self.step(now_s, self.batch(finished, log), log.t_start[:n_launched],
-                  log.carrier[:n_launched], dialer)
+                  log.carrier[:n_launched], dialer, answers=self.answers(decided, log))
 
     def close(self, now_s: float) -> None:
         """The day has drained."""
@@ -91,8 +95,13 @@ class OptimizerController(_SimHook, LearningLoop):
     def batch(self, finished, log) -> OutcomeBatch:
         return outcome_batch(self.frame, self.leads, log, finished, self.t0_unix)
 
-    def on_epoch(self, now_s, finished, log, n_launched, dialer) -> None:
-        super().on_epoch(now_s, finished, log, n_launched, dialer)
+    def answers(self, decided, log) -> OutcomeBatch | None:
+        if decided is None:
+            return None
+        return outcome_batch(self.frame, self.leads, log, decided, self.t0_unix, at_answer=True)
+
+    def on_epoch(self, now_s, finished, log, n_launched, dialer, decided=None) -> None:
+        super().on_epoch(now_s, finished, log, n_launched, dialer, decided)
         if self.checkpoints is not None:
             self.checkpoints.maybe_save(self.model, now_s)
 
@@ -104,8 +113,13 @@ class OptimizerController(_SimHook, LearningLoop):
 # ----------------------------------------------------------------------------- history
 
 
-def outcome_batch(frame: DayFrame, leads, log, rows: np.ndarray, t0_unix: float) -> OutcomeBatch:
-    """Finished attempt-log rows as model outcomes (times in Unix seconds)."""
+def outcome_batch(frame: DayFrame, leads, log, rows: np.ndarray, t0_unix: float,
+                  at_answer: bool = False) -> OutcomeBatch:
+    """Finished attempt-log rows as model outcomes (times in Unix seconds).
+
+    `at_answer`: rows whose answer is known, maybe still up, as of the answer: timed at the
+    end of the ring, a call still up as CONTACT (human) or MACHINE, no talk time.
+    """
     rows = np.asarray(rows, np.int64)
     lead = log.lead[rows].astype(np.int64)
     region = leads.region[lead].astype(np.int64)
@@ -114,6 +128,10 @@ def outcome_batch(frame: DayFrame, leads, log, rows: np.ndarray, t0_unix: float)
     outcome = log.outcome[rows].astype(np.int64)
     conn = log.conn_s[rows].astype(float)
     ring = log.ring_s[rows].astype(float)
+    if at_answer:
+        outcome = np.select([outcome == UP_HUMAN, outcome == UP_MACHINE],
+                            [int(CONTACT), int(MACHINE)], outcome)
+        conn = np.zeros_like(ring)
     return OutcomeBatch(
         carrier=log.carrier[rows],
         region=region,
@@ -124,7 +142,7 @@ def outcome_batch(frame: DayFrame, leads, log, rows: np.ndarray, t0_unix: float)
         outcome=outcome,
         t_s=t0_unix + t_start + ring + conn,
         ring_s=ring,
-        talk_s=np.where(outcome == int(CONTACT), conn, np.nan),
+        talk_s=np.where((outcome == int(CONTACT)) & (not at_answer), conn, np.nan),
     )
 
 

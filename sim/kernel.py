@@ -43,6 +43,10 @@ C_FREE, C_RINGING, C_WAITING, C_CONNECTED, C_MACHINE = np.arange(5, dtype=np.int
 K_MINUTE, K_REJECTED = 16, 17
 N_COUNTERS = 18
 
+# Provisional `Log.outcome` of an answered call still up (-1: not decided yet): what the
+# dialer knows at answer time (AMI DialEnd and the AMD verdict), before the hang-up.
+UP_HUMAN, UP_MACHINE = np.int8(-2), np.int8(-3)
+
 # Per-minute floor samples.
 S_LOGGED, S_BUSY, S_RINGING, S_WAITING = range(4)
 N_SAMPLES = 4
@@ -361,6 +365,7 @@ def _ring_end(w, d, f, log, call, now):
         what = pacing.EV_FAILED
     pacing.record(d.pace_params, d.pace_memory, what, now - log.t_start[row], now)
     if outcome == CONTACT:
+        log.outcome[row] = UP_HUMAN
         k[K_HUMAN] += 1
         agent = _idle_pop(f)
         if agent >= 0:
@@ -373,6 +378,7 @@ def _ring_end(w, d, f, log, call, now):
             f.call_due[call] = now + patience
             events.add(f.ev_t, f.ev_key, f.ev_meta, now + patience, E_PATIENCE, call)
     elif outcome == MACHINE:
+        log.outcome[row] = UP_MACHINE
         f.call_state[call] = C_MACHINE
         detect = draws.sample(w.dists[D_DETECT], w.keys[draws.DETECT], lead, att * 64)
         log.conn_s[row] = detect

@@ -31,8 +31,10 @@ class Controller(Protocol):
     epoch_s: float  # how often it wants to be called, virtual seconds
 
     def on_epoch(self, now_s: float, finished, log: Log, n_launched: int,
-                 dialer: Dialer) -> None:
-        """`finished`: indices of the log rows whose attempt ended since the last call."""
+                 dialer: Dialer, decided=None) -> None:
+        """`finished`: indices of the log rows whose attempt ended since the last call;
+        `decided`: those whose answer (human, machine or none) became known since then,
+        most of them still up if answered (`kernel.UP_HUMAN`, `kernel.UP_MACHINE`)."""
 
     def close(self, now_s: float) -> None:
         """Called once when the day has drained (e.g. to save what it learnt)."""
@@ -98,7 +100,7 @@ def simulate(
         campaign.retry.max_attempts_per_7d - dialer.attempts_7d.astype(np.int64),
     )
     log = kernel.new_log(int(np.clip(cap, 0, None)[callable_leads].sum()) + 16)
-    log.outcome[:] = -1  # unfinished attempts (the controller feeds only finished ones)
+    log.outcome[:] = -1  # not decided yet (then UP_* while an answered call is up)
     max_calls = int(world.channels.sum()) + 16
     n_agents = int(world.agents_sched.max())
     floor = kernel.new_floor(n_agents, len(op.carriers), max_calls, clock.n_minutes, world.cps)
@@ -110,9 +112,10 @@ def simulate(
     horizon = 60.0 * clock.n_minutes  # the day plus its drain margin
     epoch = EPOCH_S if controller is None else controller.epoch_s
     pending = np.zeros(0, np.int64)  # log rows launched, not yet finished
+    ringing = np.zeros(0, np.int64)  # log rows launched, answer not known yet
     n_seen = 0
     if controller is not None:
-        controller.on_epoch(0.0, pending, log, 0, dialer)
+        controller.on_epoch(0.0, pending, log, 0, dialer, decided=ringing)
     while events.n_pending(floor.ev_meta) > 0:
         t_stop = t + epoch
         if kernel.run_until(*structs, t_stop) < 0:
@@ -120,11 +123,15 @@ def simulate(
         t = t_stop
         if controller is not None:
             n_now = int(floor.counters[kernel.K_LOG])
-            pending = np.concatenate([pending, np.arange(n_seen, n_now)])
+            new = np.arange(n_seen, n_now)
+            pending = np.concatenate([pending, new])
+            ringing = np.concatenate([ringing, new])
             n_seen = n_now
             done = log.outcome[pending] >= 0
-            controller.on_epoch(t, pending[done], log, n_now, dialer)
+            known = log.outcome[ringing] != -1
+            controller.on_epoch(t, pending[done], log, n_now, dialer, decided=ringing[known])
             pending = pending[~done]
+            ringing = ringing[~known]
         if progress is not None:
             progress(min(t, clock.end_s), clock.end_s)
         if t > horizon:

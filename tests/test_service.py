@@ -3,6 +3,8 @@ dialer arrays in, carrier weights out (no simulator involved)."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
@@ -188,3 +190,47 @@ def test_a_route_history_knows_to_be_outclassed_is_neither_probed_nor_planned_op
     assert (probe[c_drop] == loop.probe_share).all()
     bonus = loop.optimism_factor(now)
     assert (bonus[c_bad] == 1.0).all() and (bonus[c_drop] > 1.0).all()
+
+
+def test_answers_are_watched_and_learnt_as_they_come_and_talk_times_at_the_hang_up(small):
+    """A carrier whose answers halve raises an alarm from the answers stream alone, before any
+    of its calls has hung up (the same answers at the usual rate raise none); the model learns
+    their classes at once, and only the talk times when the calls end."""
+    frame, leads, dialer, rng = _floor(small, 5)
+    t0_unix = frame.start_utc.timestamp()
+    loop = LearningLoop(frame, t0_unix, leads.region, leads.product, leads.network)
+    rate = np.full(frame.shape[0], 0.20)
+    launched_t, launched_c = np.zeros(0), np.zeros(0, np.int64)
+    for k in range(1, 4):  # the model learns every carrier's usual rate
+        batch, t_start, carrier = _outcomes(frame, t0_unix, k * EPOCH_S, rng, rate)
+        launched_t, launched_c = np.r_[launched_t, t_start], np.r_[launched_c, carrier]
+        loop.step(k * EPOCH_S, batch, launched_t, launched_c, dialer)
+    now = t0_unix + 3 * EPOCH_S + 60.0
+    c = 0
+
+    def on_answers(factor: float):
+        twin, twin_dialer = copy.deepcopy(loop), copy.deepcopy(dialer)
+        before = len(twin.alarms)
+        counts = twin.model.decayed_counts(0, now).copy()
+        seen = twin.model.n_seen_
+        r = rate.copy()
+        r[c] *= factor
+        ended, _, _ = _outcomes(frame, t0_unix, 4 * EPOCH_S, np.random.default_rng(9), r)
+        answers = dataclasses.replace(ended, talk_s=np.full(len(ended), np.nan))
+        twin.step(3 * EPOCH_S + 60.0, OutcomeBatch.empty(), launched_t, launched_c,
+                  twin_dialer, answers=answers)
+        learnt = twin.model.decayed_counts(0, now) - counts
+        assert twin.model.n_seen_ - seen == len(answers)
+        assert learnt[:, 2].sum() > 0.5 * learnt[:, 0].sum() * rate.min() * factor
+        # the same attempts hanging up later bring their talk times, not their classes again
+        handle = twin.model.handle_.copy()
+        twin.step(3 * EPOCH_S + 120.0, ended, launched_t, launched_c, twin_dialer,
+                  answers=OutcomeBatch.empty())
+        assert twin.model.n_seen_ - seen == len(answers)
+        assert (twin.model.decayed_counts(0, now) - counts == learnt).all()
+        assert (twin.model.handle_[:, 0] > handle[:, 0]).any()
+        return [a for a in twin.alarms[before:] if a[1] == c]
+
+    assert on_answers(1.0) == []
+    fell = on_answers(0.5)
+    assert fell and fell[0][2] < 1.0

@@ -690,3 +690,44 @@ def test_a_region_gets_no_attempts_while_its_local_window_is_closed(small):
     assert (roo & (t >= nine_pm)).sum() == 0 and (bcn & (t >= nine_pm)).sum() > 500
     assert (roo & (t >= nine_pm - 1800) & (t < nine_pm)).sum() > 100  # ROO had leads till 21:00
     assert kpis.violations(rec)["outside_calling_hours"] == 0
+
+
+class _Recorder:
+    """A controller that only listens: which rows each epoch reports decided and finished."""
+
+    epoch_s = 60.0
+
+    def __init__(self) -> None:
+        self.decided: dict[int, tuple[int, int]] = {}  # row -> (epoch, outcome as reported)
+        self.finished: dict[int, int] = {}  # row -> epoch
+        self.epoch = 0
+
+    def on_epoch(self, now_s, finished, log, n_launched, dialer, decided=None) -> None:
+        self.epoch += 1
+        for row in decided:
+            assert int(row) not in self.decided, "a row reported decided twice"
+            self.decided[int(row)] = (self.epoch, int(log.outcome[row]))
+        for row in finished:
+            self.finished[int(row)] = self.epoch
+
+    def close(self, now_s) -> None:
+        pass
+
+
+def test_answers_reach_the_controller_before_the_hang_up(small):
+    rec = simulate(small, "baseline", controller=(spy := _Recorder()))
+    n = len(rec.log.outcome)
+    assert sorted(spy.decided) == list(range(n)) == sorted(spy.finished)
+    final = rec.log.outcome.astype(np.int64)
+    early = 0
+    for row, (epoch, told) in spy.decided.items():
+        assert epoch <= spy.finished[row]
+        if told == kernel.UP_HUMAN:  # a human on the line: a contact, or abandoned waiting
+            assert final[row] in (int(Outcome.CONTACT), int(Outcome.ABANDONED))
+        elif told == kernel.UP_MACHINE:
+            assert final[row] == int(Outcome.MACHINE)
+        else:  # over within the epoch that decided it (no answer, busy, a short call…)
+            assert told == final[row] and spy.finished[row] == epoch
+        early += epoch < spy.finished[row]
+    # Talk takes minutes: most contacts are known epochs before they end.
+    assert early > 0.5 * (final == int(Outcome.CONTACT)).sum()
