@@ -178,18 +178,17 @@ def drift_days():
 
 @pytest.mark.slow
 def test_share_halves_within_10_min_of_an_answer_rate_halving(drift_days):
-    # A quality target over seeds (7.2 ± 3.0 min over seeds 1-5; 8.8 ± 2.6 for the shipped
-    # tier1-mx halving): on the mean, and no seed takes more than a re-plan period. The
-    # carrier must carry real traffic before (18-45 % of the attempts over seeds 1-5).
+    # The quality target, on every seed (5-6 min over seeds 1-5; 5-10 min for the shipped
+    # tier1-mx halving). The carrier must carry real traffic before (25-44 % of the
+    # attempts over seeds 1-5).
     halved = [d["halved_after_min"] for d in drift_days]
     assert all(d["before"] > 0.15 for d in drift_days)
-    assert np.mean(halved) <= 10, halved
-    assert max(halved) <= 15, halved
+    assert max(halved) <= 10, halved
 
 
 @pytest.mark.slow
 def test_traffic_returns_within_30_min_of_the_recovery(drift_days):
-    # 12.4 ± 9.8 min over seeds 1-5 (none above 29): a dropped route's short-term
+    # 15.2 ± 7.9 min over seeds 1-5 (none above 25): a dropped route's short-term
     # correction returns to its parents' as its recent attempts decay, and it is probed
     # and planned at its upper bound meanwhile (its long memory keeps it a good route).
     back = [d["back_after_min"] for d in drift_days]
