@@ -52,14 +52,15 @@ def restore(path: str | PathLike[str], shape: tuple[int, ...], start_unix: float
         raise CheckpointError(said) from exc
     saved = tuple(int(x) for x in model.shape)
     if saved != tuple(int(x) for x in shape):
-        raise CheckpointError(f"{path}: the checkpoint's segment shape {saved} does not match this "
-                         f"campaign's {tuple(int(x) for x in shape)} (carriers, regions, "
-                         "products, networks, slots, attempt buckets)")
+        raise CheckpointError(
+            f"{path}: the checkpoint's segment shape {saved} does not match this campaign's "
+            f"{tuple(int(x) for x in shape)} (carriers, regions, products, networks, slots, "
+            "attempt buckets)")
     late = model.now_s_ - start_unix
     if late > 0:
         if not redate:
-            raise CheckpointError(f"{path}: saved at {_when(model.now_s_)}, after this run starts "
-                             f"({_when(start_unix)})")
+            raise CheckpointError(f"{path}: saved at {_when(model.now_s_)}, after this run "
+                                  f"starts ({_when(start_unix)})")
         model.shift_time(-DAY_S * math.ceil(late / DAY_S))
     log.info("contact model restored from %s (saved at %s, %d outcomes learnt)", path,
              _when(model.now_s_), model.n_seen_)
