@@ -1,7 +1,8 @@
 """The simulator's adapters to the optimiser service loop (`optimizer.service`).
 
-The optimiser feeds the shared `LearningLoop` the attempt log's finished rows as an
-`OutcomeBatch`; the oracle runs the same `AllocationLoop` on the hidden world's true
+The optimiser feeds the shared `LearningLoop` the attempt log's rows as `OutcomeBatch`es:
+each attempt once its answer is decided (most calls still up), and again when it has
+finished (for its talk time); the oracle runs the same `AllocationLoop` on the hidden world's true
 probabilities (the upper bound). Also turns a simulated day's log into outcome history
 (Parquet) for warm starts. No policy lives here.
 """
@@ -73,7 +74,7 @@ class OracleController(_SimHook, AllocationLoop):
 
 
 class OptimizerController(_SimHook, LearningLoop):
-    """The service's learning loop, fed the attempt log's finished rows.
+    """The service's learning loop, fed the attempt log's decided and finished rows.
 
     With `checkpoint` (a path), the model starts from the file when it exists (re-dated by
     whole days when it was saved later in the calendar, as by an earlier run of the same
