@@ -33,11 +33,11 @@ class _SimHook:
     def batch(self, finished: np.ndarray, log) -> OutcomeBatch:
         return OutcomeBatch.empty()
 
-    def answers(self, decided: np.ndarray | None, log) -> OutcomeBatch | None:
+    def answers(self, decided: np.ndarray, log) -> OutcomeBatch | None:
         return None
 
     def on_epoch(self, now_s: float, finished: np.ndarray, log, n_launched: int,
-                 dialer, decided: np.ndarray | None = None) -> None:
+                 dialer, decided: np.ndarray) -> None:
         self.step(now_s, self.batch(finished, log), log.t_start[:n_launched],
                   log.carrier[:n_launched], dialer, answers=self.answers(decided, log))
 
@@ -96,12 +96,10 @@ class OptimizerController(_SimHook, LearningLoop):
     def batch(self, finished, log) -> OutcomeBatch:
         return outcome_batch(self.frame, self.leads, log, finished, self.t0_unix)
 
-    def answers(self, decided, log) -> OutcomeBatch | None:
-        if decided is None:
-            return None
+    def answers(self, decided, log) -> OutcomeBatch:
         return outcome_batch(self.frame, self.leads, log, decided, self.t0_unix, at_answer=True)
 
-    def on_epoch(self, now_s, finished, log, n_launched, dialer, decided=None) -> None:
+    def on_epoch(self, now_s, finished, log, n_launched, dialer, decided) -> None:
         super().on_epoch(now_s, finished, log, n_launched, dialer, decided)
         if self.checkpoints is not None:
             self.checkpoints.maybe_save(self.model, now_s)

@@ -31,7 +31,7 @@ class Controller(Protocol):
     epoch_s: float  # how often it wants to be called, virtual seconds
 
     def on_epoch(self, now_s: float, finished, log: Log, n_launched: int,
-                 dialer: Dialer, decided=None) -> None:
+                 dialer: Dialer, decided) -> None:
         """`finished`: indices of the log rows whose attempt ended since the last call;
         `decided`: those whose answer (human, machine or none) became known since then,
         most of them still up if answered (`kernel.UP_HUMAN`, `kernel.UP_MACHINE`)."""
