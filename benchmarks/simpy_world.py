@@ -32,9 +32,9 @@ from sim.kernel import (
     W_MACHINE,
     W_RING_TIMEOUT,
 )
-from sim.kpis import billed_cost_mxn
 from sim.portfolio import generate
 from sim.world import build_world, clock_for
+from smartdial.billing import billed_cost_mxn
 from smartdial.outcomes import Outcome
 
 KPI_KEYS = ("attempts", "contacts", "contact_rate", "abandon_rate", "occupancy", "cost")

@@ -13,24 +13,10 @@ from configs.schema import within_calling_hours
 from dialer import hopper
 from sim import kernel
 from sim.run import DayRecord
+from smartdial.billing import billed_cost_mxn
 from smartdial.outcomes import Outcome
 
 _CONTACT, _ABANDONED, _MACHINE = int(Outcome.CONTACT), int(Outcome.ABANDONED), int(Outcome.MACHINE)
-
-
-def billed_cost_mxn(conn_s, carrier, operation) -> np.ndarray:
-    """Telecom cost per attempt: connected time billed in the carrier's
-    increments (e.g. 30/6: 30 s minimum, then 6-s steps), plus its per-attempt charge."""
-    c = operation.carriers
-    rate = np.array([x.cost_per_minute_mxn for x in c])[carrier]
-    first = np.array([x.billing_initial_s for x in c], float)[carrier]
-    step = np.array([x.billing_increment_s for x in c], float)[carrier]
-    per_attempt = np.array([x.cost_per_attempt_mxn for x in c])[carrier]
-    conn = np.asarray(conn_s, float)
-    billed = np.where(
-        conn > 0, first + np.ceil(np.maximum(conn - first, 0.0) / step) * step, 0.0
-    )
-    return billed / 60.0 * rate + per_attempt
 
 
 def _ratio(a, b) -> float:
