@@ -380,6 +380,9 @@ class Campaign(_Frozen):
     abandon_after_s: float = Field(default=2.0, gt=0)
     """An answered call with no agent within this many seconds counts as abandoned."""
     ring_timeout_s: float = Field(default=25, gt=0)
+    daily_budget_mxn: float | None = Field(default=None, gt=0)
+    """Telecom spend allowed per day. The optimiser then buys cheaper routes as it nears it
+    (pacing still dials what the agents can take); unset: contact value alone decides."""
     amd: bool = True
     """Answering-machine detection on: machines are hung up instead of sent to agents."""
     retry: RetryRules = RetryRules()

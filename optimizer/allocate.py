@@ -85,6 +85,7 @@ class AllocationData:
     min_share: F64 | None = None  # (C,) contract minimum share of all attempts
     max_share: F64 | None = None  # (C,) contract maximum share of all attempts
     budget_mxn: float = math.inf  # telecom budget for the rest of the day
+    cost_weight: float = 1.0  # contact-value MXN per telecom MXN above a cell's cheapest route
     start: datetime | None = None  # UTC start of slot 0
 
     def __post_init__(self) -> None:
@@ -151,6 +152,18 @@ class AllocationData:
     def replace(self, **changes: Any) -> AllocationData:
         return dataclasses.replace(self, **changes)
 
+    def priced_cost(self) -> F64:
+        """(C,R,P,S) cost as the plan weighs it: the cheapest allowed route's cost of the cell at
+        face value, what a route costs above it times `cost_weight`. Pacing dials an attempt
+        whichever route it takes, so a budget's price falls on the choice of route: it moves
+        traffic to cheaper routes rather than out of the plan."""
+        cost = self.cost_per_attempt_mxn
+        if self.cost_weight == 1.0:
+            return cost
+        base = np.where(self.allowed(), cost, np.inf).min(axis=0, keepdims=True)
+        base = np.where(np.isfinite(base), base, 0.0)
+        return base + self.cost_weight * (cost - base)
+
     def coverage_crp(self) -> B:
         """Coverage as (C,R,P): a (C,R) coverage applies to every product."""
         n_c, n_r, n_p, _ = self.shape
@@ -197,7 +210,7 @@ class AllocationStatus(enum.Enum):
 @dataclass
 class AllocationResult:
     status: AllocationStatus
-    objective_mxn: float  # Σ (p_human·value − cost)·x of `x`
+    objective_mxn: float  # Σ (p_human·value − priced cost)·x of `x` (see `priced_cost`)
     x: F64  # (C,R,P,S) attempts per slot
     duals: dict[str, F64] = field(default_factory=dict)  # d objective / d rhs, by constraint family
     solve_time_s: float = 0.0
@@ -278,7 +291,7 @@ def _problem(data: AllocationData) -> _Problem:
     cps = np.where(data.enabled, np.minimum(data.cps, data.cap_cps), 0.0)
     chan = np.where(data.enabled, data.channels, 0.0)
     return _Problem(
-        profit=ph * value[None, :, None] - cost,
+        profit=ph * value[None, :, None] - data.priced_cost().reshape(n_c, k, n_s),
         cost=cost,
         hold=data.hold_s.reshape(n_c, k, n_s),
         agent_coef=ph * handle[None, :, None],
@@ -1044,7 +1057,7 @@ def live_split(
     lam = plan.duals.get("agents")
     lam_s = max(float(lam[slot]), 0.0) if lam is not None and np.size(lam) > slot else 0.0
     worth = data.value_mxn[None, :] - lam_s * data.handle_s  # (R, P) per contact
-    value = (est * worth[None] - data.cost_per_attempt_mxn[..., slot]).reshape(
+    value = (est * worth[None] - data.priced_cost()[..., slot]).reshape(
         n_c, n_r * n_p
     )
     allowed = data.allowed()[..., slot].reshape(n_c, n_r * n_p)

@@ -29,6 +29,7 @@ from optimizer.allocate import (
     live_split,
     plan_day,
 )
+from optimizer.budget import DailyBudget
 
 F64 = NDArray[np.float64]
 N_HOURS = 24
@@ -155,6 +156,7 @@ def build_data(
     done_per_carrier: F64 | None = None,
     expected_future_attempts: float | None = None,
     budget_mxn: float = math.inf,
+    cost_weight: float = 1.0,
     queued: F64 | None = None,
     attempts_per_agent_s: float | None = None,
     times: CallTimes = CallTimes(),
@@ -255,6 +257,7 @@ def build_data(
         min_share=min_share,
         max_share=max_share,
         budget_mxn=budget_mxn,
+        cost_weight=cost_weight,
         supply_per_slot=per_slot,
         start=frame.start_utc + dt.timedelta(seconds=float(now_s)),
     )
@@ -289,12 +292,22 @@ class Planner:
         return self.plan is None or now_s - self.planned_at_s >= self.replan_s
 
     def replan(self, now_s: float, p_human_hour: F64, p_machine_hour: F64, supply: F64,
-               **kw) -> AllocationResult:
-        """Solve the rest of the day (warm from the previous plan); keep it if it checks."""
+               budget: DailyBudget | None = None, **kw) -> AllocationResult:
+        """Solve the rest of the day (warm from the previous plan); keep it if it checks.
+
+        With a `budget`, telecom cost is priced so that the rest of the day fits what is left.
+        """
         data = build_data(self.frame, now_s, p_human_hour, p_machine_hour, supply,
                           slot_s=self.slot_s, times=self.times, **kw)
         previous = self.plan if self.plan is not None and self.plan.x.shape == data.shape else None
-        result = plan_day(data, previous=previous, time_limit_s=self.time_limit_s)
+
+        def solve(d: AllocationData) -> AllocationResult:
+            return plan_day(d, previous=previous, time_limit_s=self.time_limit_s)
+
+        if budget is None:
+            result = solve(data)
+        else:
+            result, data = budget.fit(now_s, data, solve)
         self.statuses.append(result.status.value)
         bad = check_allocation(data, result) if result.status.usable else [result.message]
         if bad:  # keep the last good plan: never publish what the checker rejects

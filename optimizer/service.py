@@ -10,6 +10,7 @@ import numpy as np
 
 from dialer import hopper, pacing
 from dialer.state import contact_table
+from optimizer.budget import DailyBudget, attempt_cost_mxn
 from optimizer.drift import ResidualCusum
 from optimizer.history import OutcomeBatch
 from optimizer.model import ContactModel
@@ -41,7 +42,7 @@ class AllocationLoop:
     def __init__(self, frame: DayFrame, t0_unix: float, region, product, network, *,
                  replan_s: float = 900.0, slot_s: float = 1800.0, stale_change: float = 0.15,
                  stale_sigmas: float = 2.0, min_stale_gap_s: float = 120.0,
-                 time_limit_s: float = 2.0) -> None:
+                 time_limit_s: float = 2.0, budget_mxn: float | None = None) -> None:
         self.frame = frame
         self.planner = Planner(frame, slot_s=slot_s, replan_s=replan_s,
                                time_limit_s=time_limit_s)
@@ -58,6 +59,10 @@ class AllocationLoop:
         self._ph_planned: np.ndarray | None = None  # (C,R,P,N,24) rates the plan used
         self.stale_sigmas = stale_sigmas
         self.min_stale_gap_s = min_stale_gap_s
+        # The campaign's daily telecom budget unless the caller gives one (inf: none at all).
+        if budget_mxn is None:
+            budget_mxn = frame.campaign.daily_budget_mxn
+        self.budget = DailyBudget(budget_mxn) if budget_mxn and np.isfinite(budget_mxn) else None
 
     # -- what the dialer knows
     def _supply(self, dialer) -> np.ndarray:
@@ -109,6 +114,11 @@ class AllocationLoop:
         them from `answers`, and only the talk times from `batch`; without it, from `batch`.
         """
         self.learn(now_s, batch, answers)
+        if self.budget is not None:
+            t = self.planner.times
+            self.budget.record(attempt_cost_mxn(
+                batch, self.frame.operation, machine_detect_s=t.machine_detect_s,
+                abandon_after_s=self.frame.campaign.abandon_after_s, talk_s=t.talk_s))
         if now_s >= self.frame.end_s:
             return
         minute = self.frame.minute(now_s)
@@ -143,7 +153,7 @@ class AllocationLoop:
             agents_now=float(dialer.obs[pacing.O_LOGGED]) if now_s > 0 else None,
             enabled=dialer.enabled.copy(), done_per_carrier=done,
             expected_future_attempts=pl.expected_future_attempts(now_s),
-            queued=queued, attempts_per_agent_s=rate,
+            queued=queued, attempts_per_agent_s=rate, budget=self.budget,
         )
         if pl.plan is result:  # the rates of the plan in use, for the drift check
             self._ph_planned = ph

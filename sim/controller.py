@@ -31,7 +31,9 @@ class _SimHook:
     """`sim.run.Controller` for a service loop: log rows in, `step` of the loop."""
 
     def batch(self, finished: np.ndarray, log) -> OutcomeBatch:
-        return OutcomeBatch.empty()
+        if self.budget is None:  # nothing to learn or to count
+            return OutcomeBatch.empty()
+        return outcome_batch(self.frame, self.leads, log, finished, self.t0_unix)
 
     def answers(self, decided: np.ndarray, log) -> OutcomeBatch | None:
         return None
@@ -164,13 +166,18 @@ PLAN_TIME_LIMIT_S = math.inf
 
 
 def for_policy(policy, scenario, leads, world, clock, history=None, seed: int = 0,
-               checkpoint=None):
-    """The controller a policy needs, or None (baselines run without one)."""
+               checkpoint=None, budget_mxn: float | None = None):
+    """The controller a policy needs, or None (baselines run without one).
+
+    `budget_mxn` replaces the campaign's daily telecom budget (inf: none).
+    """
     if policy.routing == "oracle":
-        return OracleController(scenario, leads, world, clock, time_limit_s=PLAN_TIME_LIMIT_S)
+        return OracleController(scenario, leads, world, clock, time_limit_s=PLAN_TIME_LIMIT_S,
+                                budget_mxn=budget_mxn)
     if policy.routing == "optimizer":
         return OptimizerController(scenario, leads, clock, history=history, seed=seed,
-                                   checkpoint=checkpoint, time_limit_s=PLAN_TIME_LIMIT_S)
+                                   checkpoint=checkpoint, time_limit_s=PLAN_TIME_LIMIT_S,
+                                   budget_mxn=budget_mxn)
     return None
 
 

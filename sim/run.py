@@ -69,13 +69,15 @@ def simulate(
     controller: Controller | None = None,
     history=None,
     checkpoint=None,
+    budget_mxn: float | None = None,
 ) -> DayRecord:
     """Simulate the scenario's day under `policy` (a name of scenario.policies or a spec).
 
     Routing `optimizer` / `oracle` bring their controller (`sim.controller`); `history`
     (Parquet day files) warm-starts the optimiser's model; `checkpoint` (a path) restores
     it from an earlier run's checkpoint when the file exists, and saves it there (see
-    `OptimizerController`). A `controller` given here is used instead.
+    `OptimizerController`); `budget_mxn` replaces the campaign's daily telecom budget (inf:
+    none). A `controller` given here is used instead.
     """
     if policy is None:
         policy = scenario.default_policy
@@ -92,7 +94,7 @@ def simulate(
         from sim.controller import for_policy
 
         controller = for_policy(policy, scenario, leads, world, clock, history, seed,
-                                checkpoint)
+                                checkpoint, budget_mxn)
 
     callable_leads = dialer.state != hopper.DONE
     cap = np.minimum(

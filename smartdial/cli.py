@@ -19,6 +19,16 @@ ROUTING = ("round_robin", "static", "cheapest", "optimizer", "oracle")
 LEADS = ("oldest", "value")
 
 
+def _positive(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not v > 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive amount, got {text!r}")
+    return v
+
+
 def _config_check(args) -> int:
     from rich.console import Console
 
@@ -59,6 +69,10 @@ def _sim_run(args) -> int:
         raise SmartdialError(f"--checkpoint and --history feed the optimizer's model; policy "
                              f"{args.policy or scenario.default_policy!r} routes "
                              f"{policy.routing!r} (add --routing optimizer)")
+    if args.budget is not None and policy.routing not in ("optimizer", "oracle"):
+        raise SmartdialError(f"--budget is kept by the optimizer's routing; policy "
+                             f"{args.policy or scenario.default_policy!r} routes "
+                             f"{policy.routing!r} (add --routing optimizer)")
     seed = scenario.seed if args.seed is None else args.seed
     err = Console(stderr=True)
     with Progress(
@@ -70,7 +84,7 @@ def _sim_run(args) -> int:
         rec = simulate(
             scenario, policy, seed,
             progress=lambda t, end: bar.update(task, completed=t / end if end else 1.0),
-            history=args.history or None, checkpoint=args.checkpoint,
+            history=args.history or None, checkpoint=args.checkpoint, budget_mxn=args.budget,
         )
         oracle = None
         # Every optimizer run reports its gap to the oracle (same seed: common random numbers).
@@ -81,6 +95,7 @@ def _sim_run(args) -> int:
             oracle = simulate(
                 scenario, spec, seed,
                 progress=lambda t, end: bar.update(task, completed=t / end if end else 1.0),
+                budget_mxn=args.budget,
             )
     k = kpis.compute(rec)
     if oracle is not None:
@@ -88,6 +103,10 @@ def _sim_run(args) -> int:
         k["oracle"] = {n: ko[n] for n in ("contacts", "cost", "cost_per_contact", "attempts",
                                           "violations_total")}
         k["oracle_gap"] = 1.0 - k["contacts"] / ko["contacts"] if ko["contacts"] else 0.0
+    budget = getattr(rec.controller, "budget", None)
+    if budget is not None:
+        k["budget"] = {"budget_mxn": budget.budget_mxn, "spent_mxn": k["cost"],
+                       "cost_weight": budget.weight, "over": budget.over}
     if args.checkpoint:
         ck = rec.controller.checkpoints
         k["checkpoint"] = {"path": str(args.checkpoint), "saved": ck.n_saved,
@@ -106,6 +125,12 @@ def _sim_run(args) -> int:
         console = Console()
         for table in report.tables(k):
             console.print(table)
+        if "budget" in k:
+            b = k["budget"]
+            over = " (not kept: even the cheapest routing the plan allows spends more)" \
+                if b["over"] else ""
+            console.print(f"daily budget: {b['budget_mxn']:,.0f} MXN, spent "
+                          f"{b['spent_mxn']:,.0f} MXN{over}")
         if "checkpoint" in k:
             ck = k["checkpoint"]
             failed = f", {ck['failed']} failed (see the log)" if ck["failed"] else ""
@@ -150,6 +175,9 @@ def parser() -> argparse.ArgumentParser:
                      help="optimizer runs: start the model from this checkpoint when it exists "
                      "(instead of --history), save it there every 5 simulated minutes and at "
                      "the end of the day")
+    run.add_argument("--budget", type=_positive, metavar="MXN",
+                     help="optimizer and oracle routing: keep the day's telecom spend within "
+                     "MXN (replaces the campaign's daily_budget_mxn)")
     run.add_argument("--save-history", type=Path, metavar="PARQUET",
                      help="write the day's outcomes as a history day file")
     run.add_argument("--days-ago", type=int, default=1, metavar="N",

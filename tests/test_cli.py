@@ -107,3 +107,21 @@ def test_a_checkpoint_for_a_policy_without_the_optimizer_is_refused(capsys, tmp_
     assert rc == 2
     assert "add --routing optimizer" in capsys.readouterr().err
     assert not (tmp_path / "model.npz").exists()
+
+
+def test_a_budget_is_refused_without_the_optimizer_and_must_be_positive(capsys):
+    rc = main(["sim", "run", SMALL, "--routing", "static", "--budget", "1000", "--quiet",
+               "--report", "none", "--json"])
+    assert rc == 2
+    assert "--budget is kept by the optimizer's routing" in capsys.readouterr().err
+    for bad in ("0", "-5", "lots", "inf"):
+        with pytest.raises(SystemExit) as info:
+            main(["sim", "run", SMALL, "--routing", "optimizer", "--budget", bad])
+        assert info.value.code == 2
+        assert "expected a positive amount" in capsys.readouterr().err
+
+
+def test_an_optimizer_run_reports_its_budget(capsys):
+    k = run_json(capsys, "--routing", "optimizer", "--no-oracle", "--budget", "1e9")
+    assert k["budget"] == {"budget_mxn": 1e9, "spent_mxn": k["cost"], "cost_weight": 1.0,
+                           "over": False}

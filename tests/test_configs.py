@@ -239,6 +239,22 @@ def test_minimum_shares_above_one_are_rejected(tmp_path):
     )
 
 
+def test_a_daily_budget_must_be_positive_and_is_read_when_given(tmp_path):
+    def edit(d):
+        d["campaigns"][0]["daily_budget_mxn"] = 0
+
+    message = config_error(broken_operation(tmp_path, edit))
+    assert "campaigns[0] (cobranza-temprana).daily_budget_mxn: Input should be greater than 0" \
+        in message
+
+    def edit(d):
+        d["campaigns"][0]["daily_budget_mxn"] = 21_500
+
+    op = load_operation(broken_operation(tmp_path, edit))
+    assert op.campaigns[0].daily_budget_mxn == 21_500
+    assert op.campaigns[1].daily_budget_mxn is None
+
+
 def test_an_operation_without_enabled_carriers_is_rejected(tmp_path):
     def edit(d):
         for c in d["carriers"]:

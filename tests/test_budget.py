@@ -1,0 +1,137 @@
+"""The daily telecom budget: what an attempt costs, the price that keeps the plan within what
+is left, and a simulated day that spends what it was given."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from configs import load_scenario
+from configs.scenario import PolicySpec
+from optimizer.allocate import plan_day
+from optimizer.budget import DailyBudget, attempt_cost_mxn, projected_cost_mxn
+from optimizer.history import OutcomeBatch
+from sim import kpis
+from sim.run import simulate
+from smartdial.outcomes import Outcome
+from tests.test_allocate import tiny
+from tests.test_policy_optimizer import SMALL
+
+
+def solve(d):
+    return plan_day(d, time_limit_s=30)
+
+
+def two_routes(**kw):
+    """Ten products worth 15, 25 … 105 MXN a contact, 10 attempts each (what pacing will
+    dial), over a dear route that answers twice as often (0.2 human contacts, 1.5 MXN an
+    attempt) and a cheap one (0.1, 0.5 MXN): product p is worth the dear route up to a price of
+    0.1·value per telecom peso. All dear costs 150 MXN, all cheap 50."""
+    n_c, n_p = 2, 10
+    shape = (n_c, 1, n_p, 1)
+    return tiny(
+        n_p=n_p,
+        p_human=np.broadcast_to(np.array([0.2, 0.1])[:, None, None, None], shape),
+        cost_per_attempt_mxn=np.broadcast_to(np.array([1.5, 0.5])[:, None, None, None], shape),
+        value_mxn=10.0 * np.arange(1, n_p + 1) + 5.0,
+        supply=np.full((1, n_p), 1000.0),
+        supply_per_slot=np.full((1, n_p, 1), 10.0),
+        cps=np.full(n_c, 10.0),  # 1000 attempts a slot each: capacity never binds
+        **kw,
+    )
+
+
+def dear(result):
+    return result.x[0, 0, :, 0]
+
+
+def test_an_attempt_costs_its_connected_time_in_the_carriers_increments():
+    op = load_scenario(SMALL).operation
+    c = op.carrier_index("tier1-mx")  # 0.22 MXN/min, billed 30/6, no setup charge
+    batch = OutcomeBatch(
+        carrier=np.full(4, c), region=np.zeros(4), product=np.zeros(4), network=np.zeros(4),
+        slot=np.zeros(4), attempt_bucket=np.zeros(4),
+        outcome=np.array([Outcome.CONTACT, Outcome.MACHINE, Outcome.NO_ANSWER, Outcome.CONTACT]),
+        t_s=np.zeros(4), ring_s=np.zeros(4), talk_s=np.array([61.0, np.nan, np.nan, np.nan]),
+    )
+    cost = attempt_cost_mxn(batch, op, machine_detect_s=3.5, abandon_after_s=2.0, talk_s=120.0)
+    # 61 s bills 66 s; a machine the 30-s minimum; no answer nothing; unknown talk 120 s.
+    np.testing.assert_allclose(cost, np.array([66.0, 30.0, 0.0, 120.0]) / 60 * 0.22)
+
+
+def test_weight_one_leaves_the_plan_alone_and_a_high_one_moves_traffic_without_dropping_it():
+    free = solve(two_routes())
+    np.testing.assert_allclose(dear(free), 10.0)  # every product pays for the dear route
+    priced = solve(two_routes(cost_weight=6.0))  # its extra peso weighs 6 contact-pesos
+    np.testing.assert_allclose(dear(priced), [0.0] * 5 + [10.0] * 5)
+    assert priced.x.sum() == pytest.approx(100.0)  # the traffic is routed, never dropped
+    cost = two_routes(cost_weight=6.0).priced_cost()[:, 0, 0, 0]
+    np.testing.assert_allclose(cost, [0.5 + 6.0, 0.5])
+
+
+def test_a_budget_between_the_extremes_is_met_by_the_products_worth_least_going_cheap():
+    budget = DailyBudget(100.0)
+    result, data = budget.fit(0.0, two_routes(), solve)
+    assert 5.5 < budget.weight < 6.5
+    assert not budget.over
+    assert projected_cost_mxn(data, result).sum() == pytest.approx(100.0)
+    np.testing.assert_allclose(dear(result), [0.0] * 5 + [10.0] * 5)
+
+
+def test_a_budget_that_does_not_bind_costs_no_contacts():
+    budget = DailyBudget(1000.0)
+    result, _ = budget.fit(0.0, two_routes(), solve)
+    assert budget.weight == 1.0
+    np.testing.assert_allclose(dear(result), 10.0)
+
+
+def test_spending_counts_against_the_rest_of_the_day():
+    budget = DailyBudget(200.0)
+    budget.record(np.full(100, 1.0))  # 100 MXN already spent: 100 left
+    result, data = budget.fit(0.0, two_routes(), solve)
+    assert budget.left_mxn == pytest.approx(100.0)
+    assert projected_cost_mxn(data, result).sum() == pytest.approx(100.0)
+    assert budget.projected_mxn == pytest.approx(200.0)
+
+
+def test_the_projection_learns_how_far_off_the_plans_were():
+    budget = DailyBudget(1000.0)
+    budget.fit(0.0, two_routes(), solve)  # the first plan: pacing's volume is still a guess
+    budget.record(np.full(10, 1.0))
+    budget.fit(50.0, two_routes(), solve)
+    assert budget.calibration == 1.0
+    # This one projects 150 MXN for the 100-s slot (all dear), but the slot costs 75.
+    budget.record(np.full(75, 1.0))
+    budget.fit(150.0, two_routes(), solve)
+    assert budget.calibration == pytest.approx(0.5)
+    assert budget.projected_mxn == pytest.approx(85.0 + 0.5 * 150.0)
+
+
+def test_a_budget_below_the_cheapest_routing_is_reported_and_routes_everything_cheap():
+    budget = DailyBudget(30.0)
+    result, _ = budget.fit(0.0, two_routes(), solve)
+    assert budget.over
+    np.testing.assert_allclose(dear(result), 0.0)
+    assert result.x.sum() == pytest.approx(100.0)
+
+
+def test_a_budget_must_be_positive():
+    with pytest.raises(ValueError, match="budget"):
+        DailyBudget(0.0)
+    with pytest.raises(ValueError, match="budget"):
+        DailyBudget(math.nan)
+
+
+@pytest.mark.slow
+def test_a_budgeted_day_spends_about_its_budget_and_less_than_an_unbudgeted_one():
+    sc = load_scenario(SMALL)
+    policy = PolicySpec(pacing="adaptive", routing="optimizer")
+    free = kpis.compute(simulate(sc, policy, seed=2))
+    budget = 0.85 * free["cost"]
+    kept = kpis.compute(simulate(sc, policy, seed=2, budget_mxn=budget))
+    assert kept["cost"] == pytest.approx(budget, rel=0.05)
+    assert kept["violations_total"] == 0
+    # Cheaper routes answer less often, but the floor keeps dialling: the contacts stay close.
+    assert kept["contacts"] > 0.9 * free["contacts"]
