@@ -50,10 +50,13 @@ def main(argv=None) -> int:
     ap.add_argument("--history-routing", default="static")
     ap.add_argument("--pacing", default="adaptive")
     ap.add_argument("--leads", default="oldest")
+    ap.add_argument("--budget-of", action="append", choices=("static", "round_robin", "cheapest"),
+                    help="also run the optimizer on this baseline's spend (repeatable)")
     ap.add_argument("--json", type=Path, help="also write the raw per-seed KPIs here")
     args = ap.parse_args(argv)
     sc = load_scenario(args.scenario)
     seeds = list(range(1, args.seeds + 1))
+    budget_of = args.budget_of or ["cheapest", "round_robin"]
     rows: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         hist = history_days(sc, args.history_days, 1000, Path(tmp),
@@ -70,6 +73,11 @@ def main(argv=None) -> int:
                 rec = simulate(sc, PolicySpec(pacing=args.pacing, routing="optimizer",
                                               leads=args.leads), seed=seed, history=hist)
                 rows.setdefault("optimizer-7d", []).append(kpis.compute(rec))
+            for b in budget_of:
+                rec = simulate(sc, PolicySpec(pacing=args.pacing, routing="optimizer",
+                                              leads=args.leads), seed=seed,
+                               budget_mxn=rows[b][-1]["cost"])
+                rows.setdefault(f"optimizer@{b}", []).append(kpis.compute(rec))
             print(f"seed {seed} done", flush=True)
 
     def arr(name, key):
@@ -80,7 +88,7 @@ def main(argv=None) -> int:
     best = max(base, key=lambda b: base[b].mean())
     print(f"\n{sc.name}: {len(seeds)} seeds, pacing {args.pacing}, leads {args.leads}; "
           f"best baseline routing = {best}")
-    head = (f"{'policy':14} {'contacts':>16} {'cost MXN':>16} {'MXN/contact':>14} "
+    head = (f"{'policy':22} {'contacts':>16} {'cost MXN':>16} {'MXN/contact':>14} "
             f"{'/oracle':>14} {'/best base':>14} {'value M':>8} {'abandon %':>10} {'viol':>5}")
     print(head)
     for name in rows:
@@ -88,12 +96,17 @@ def main(argv=None) -> int:
         r_or, r_b = c / oracle, c / base[best]
         viol = int(arr(name, "violations_total").max())
         ab, ab24 = 100 * arr(name, "abandon_rate"), 100 * arr(name, "abandon_rate_24h_max")
-        print(f"{name:14} {c.mean():9.0f} ± {c.std(ddof=1):4.0f} {cost.mean():9.0f} ± "
+        print(f"{name:22} {c.mean():9.0f} ± {c.std(ddof=1):4.0f} {cost.mean():9.0f} ± "
               f"{cost.std(ddof=1):4.0f} {cpc.mean():7.3f} ± {cpc.std(ddof=1):.3f} "
               f"{r_or.mean():7.1%} ± {r_or.std(ddof=1):.1%} {r_b.mean():7.1%} ± "
               f"{r_b.std(ddof=1):.1%} {arr(name, 'value').mean() / 1e6:8.2f} "
               f"{ab.mean():5.2f}/{ab24.mean():4.2f} "
               f"{viol:5d}")
+    for b in budget_of:
+        c, cost = arr(f"optimizer@{b}", "contacts"), arr(f"optimizer@{b}", "cost")
+        r_c, r_cost = c / arr(b, "contacts"), cost / arr(b, "cost")
+        print(f"optimizer on {b}'s spend: contacts {r_c.mean() - 1:+.1%} ± {r_c.std(ddof=1):.1%}, "
+              f"cost {r_cost.mean() - 1:+.1%} ± {r_cost.std(ddof=1):.1%} against {b}")
     if args.json:
         slim = {n: [{k: v for k, v in x.items() if k not in ("per_hour",)} for x in ks]
                 for n, ks in rows.items()}
