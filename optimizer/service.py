@@ -62,7 +62,8 @@ class AllocationLoop:
         # The campaign's daily telecom budget unless the caller gives one (inf: none at all).
         if budget_mxn is None:
             budget_mxn = frame.campaign.daily_budget_mxn
-        self.budget = DailyBudget(budget_mxn) if budget_mxn and np.isfinite(budget_mxn) else None
+        self.budget = None if budget_mxn is None or budget_mxn == np.inf \
+            else DailyBudget(float(budget_mxn))
 
     # -- what the dialer knows
     def _supply(self, dialer) -> np.ndarray:

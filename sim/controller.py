@@ -30,8 +30,12 @@ def _frame(scenario) -> DayFrame:
 class _SimHook:
     """`sim.run.Controller` for a service loop: log rows in, `step` of the loop."""
 
+    def wants_outcomes(self) -> bool:
+        """The loop learns from finished attempts, or counts what they cost."""
+        return self.budget is not None
+
     def batch(self, finished: np.ndarray, log) -> OutcomeBatch:
-        if self.budget is None:  # nothing to learn or to count
+        if not self.wants_outcomes():
             return OutcomeBatch.empty()
         return outcome_batch(self.frame, self.leads, log, finished, self.t0_unix)
 
@@ -95,8 +99,8 @@ class OptimizerController(_SimHook, LearningLoop):
         super().__init__(frame, t0, leads.region, leads.product, leads.network, **kw)
         self.leads = leads
 
-    def batch(self, finished, log) -> OutcomeBatch:
-        return outcome_batch(self.frame, self.leads, log, finished, self.t0_unix)
+    def wants_outcomes(self) -> bool:
+        return True
 
     def answers(self, decided, log) -> OutcomeBatch:
         return outcome_batch(self.frame, self.leads, log, decided, self.t0_unix, at_answer=True)
