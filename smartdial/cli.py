@@ -127,10 +127,11 @@ def _sim_run(args) -> int:
             console.print(table)
         if "budget" in k:
             b = k["budget"]
-            over = " (not kept: even the cheapest routing the plan allows spends more)" \
+            over = "; at its highest price the last plan still expected to spend more" \
                 if b["over"] else ""
             console.print(f"daily budget: {b['budget_mxn']:,.0f} MXN, spent "
-                          f"{b['spent_mxn']:,.0f} MXN{over}")
+                          f"{b['spent_mxn']:,.0f} MXN "
+                          f"({b['spent_mxn'] / b['budget_mxn'] - 1:+.1%}){over}")
         if "checkpoint" in k:
             ck = k["checkpoint"]
             failed = f", {ck['failed']} failed (see the log)" if ck["failed"] else ""

@@ -125,3 +125,12 @@ def test_an_optimizer_run_reports_its_budget(capsys):
     k = run_json(capsys, "--routing", "optimizer", "--no-oracle", "--budget", "1e9")
     assert k["budget"] == {"budget_mxn": 1e9, "spent_mxn": k["cost"], "cost_weight": 1.0,
                            "over": False}
+
+
+def test_a_budget_the_routing_cannot_keep_is_said_so(capsys):
+    rc = main(["sim", "run", SMALL, "--routing", "optimizer", "--no-oracle", "--budget", "300",
+               "--quiet", "--report", "none"])
+    out = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
+    assert rc == 0
+    assert "daily budget: 300 MXN, spent" in out
+    assert "at its highest price the last plan still expected to spend more" in out
