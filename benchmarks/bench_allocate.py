@@ -228,3 +228,17 @@ def test_live_split(benchmark, instance):
     shares = benchmark(live_split, plan, instance, est, slot)
     benchmark.extra_info["live_split_mean_ms"] = benchmark.stats.stats.mean * 1e3
     assert np.allclose(shares.sum(axis=2)[shares.sum(axis=2) > 0], 1.0)
+
+
+def test_live_split_under_a_budget(benchmark, instance):
+    """The same split with telecom cost priced (a daily budget): the priced costs add a pass."""
+    priced = instance.replace(cost_weight=50.0)
+    plan = plan_day(priced, time_limit_s=30.0)
+    slot = 20
+    est = instance.p_human[..., slot] * np.random.default_rng(1).lognormal(
+        0, 0.2, instance.shape[:3]
+    )
+    live_split(plan, priced, est, slot)
+    shares = benchmark(live_split, plan, priced, est, slot)
+    benchmark.extra_info["live_split_mean_ms"] = benchmark.stats.stats.mean * 1e3
+    assert np.allclose(shares.sum(axis=2)[shares.sum(axis=2) > 0], 1.0)

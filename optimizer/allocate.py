@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import math
 import time
 from collections.abc import Sequence
@@ -152,6 +153,7 @@ class AllocationData:
     def replace(self, **changes: Any) -> AllocationData:
         return dataclasses.replace(self, **changes)
 
+    @functools.cached_property  # the data is frozen; the live split asks every minute
     def priced_cost(self) -> F64:
         """(C,R,P,S) cost as the plan weighs it: the cheapest allowed route's cost of the cell at
         face value, what a route costs above it times `cost_weight`. Pacing dials an attempt
@@ -291,7 +293,7 @@ def _problem(data: AllocationData) -> _Problem:
     cps = np.where(data.enabled, np.minimum(data.cps, data.cap_cps), 0.0)
     chan = np.where(data.enabled, data.channels, 0.0)
     return _Problem(
-        profit=ph * value[None, :, None] - data.priced_cost().reshape(n_c, k, n_s),
+        profit=ph * value[None, :, None] - data.priced_cost.reshape(n_c, k, n_s),
         cost=cost,
         hold=data.hold_s.reshape(n_c, k, n_s),
         agent_coef=ph * handle[None, :, None],
@@ -1057,7 +1059,7 @@ def live_split(
     lam = plan.duals.get("agents")
     lam_s = max(float(lam[slot]), 0.0) if lam is not None and np.size(lam) > slot else 0.0
     worth = data.value_mxn[None, :] - lam_s * data.handle_s  # (R, P) per contact
-    value = (est * worth[None] - data.priced_cost()[..., slot]).reshape(
+    value = (est * worth[None] - data.priced_cost[..., slot]).reshape(
         n_c, n_r * n_p
     )
     allowed = data.allowed()[..., slot].reshape(n_c, n_r * n_p)

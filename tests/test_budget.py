@@ -67,7 +67,7 @@ def test_weight_one_leaves_the_plan_alone_and_a_high_one_moves_traffic_without_d
     priced = solve(two_routes(cost_weight=6.0))  # its extra peso weighs 6 contact-pesos
     np.testing.assert_allclose(dear(priced), [0.0] * 5 + [10.0] * 5)
     assert priced.x.sum() == pytest.approx(100.0)  # the traffic is routed, never dropped
-    cost = two_routes(cost_weight=6.0).priced_cost()[:, 0, 0, 0]
+    cost = two_routes(cost_weight=6.0).priced_cost[:, 0, 0, 0]
     np.testing.assert_allclose(cost, [0.5 + 6.0, 0.5])
 
 
