@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -53,6 +54,17 @@ def projected_cost_mxn(data: AllocationData, result: AllocationResult) -> np.nda
     mean = np.where(planned > 0, spend / np.where(planned > 0, planned, 1.0),
                     np.where(np.isfinite(cheapest), cheapest, 0.0))
     return traffic * mean
+
+
+class _Try(NamedTuple):
+    """One solve of the weight search."""
+
+    weight: float
+    result: AllocationResult
+    cost: float  # projected rest of the day, calibrated
+    fits: bool
+    data: AllocationData
+    per_slot: np.ndarray  # uncalibrated projection per slot
 
 
 @dataclass
@@ -147,9 +159,9 @@ class DailyBudget:
                 w_min = max(w / self.max_step, 1.0)
                 w_max = min(w * self.max_step, self.max_weight)
             # The fitting plan at the lowest price (the most contacts), else the cheapest plan.
-            if best is None or (fits and (not best[3] or w < best[0])) \
-                    or (not fits and not best[3] and cost < best[2]):
-                best = (w, r, cost, fits, d, per_slot)
+            if best is None or (fits and (not best.fits or w < best.weight)) \
+                    or (not fits and not best.fits and cost < best.cost):
+                best = _Try(w, r, cost, fits, d, per_slot)
             if fits and (cost >= left * (1.0 - self.tolerance) or w <= w_min):
                 break  # tight enough, or as cheap a price as this plan may take
             if not fits and w >= w_max:
@@ -168,7 +180,7 @@ class DailyBudget:
         self.n_fits += 1
         if best is None:
             return solve(data), data
-        self.weight, result, cost = best[0], best[1], best[2]
-        self.projected_mxn = self.spent_mxn + cost
-        self._last = (now_s, self.spent_mxn, best[4].slot_s, best[5])
-        return result, best[4]
+        self.weight = best.weight
+        self.projected_mxn = self.spent_mxn + best.cost
+        self._last = (now_s, self.spent_mxn, best.data.slot_s, best.per_slot)
+        return best.result, best.data
