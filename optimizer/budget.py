@@ -56,14 +56,15 @@ def projected_cost_mxn(data: AllocationData, result: AllocationResult) -> np.nda
     return traffic * mean
 
 
-class _Try(NamedTuple):
-    """One solve of the weight search."""
+class Priced(NamedTuple):
+    """A plan solved at one price: what `DailyBudget.fit` proposes and `commit` takes."""
 
+    at_s: float
     weight: float
     result: AllocationResult
+    data: AllocationData
     cost: float  # projected rest of the day, calibrated
     fits: bool
-    data: AllocationData
     per_slot: np.ndarray  # uncalibrated projection per slot
 
 
@@ -78,7 +79,8 @@ class DailyBudget:
     of the mark, so that forecast noise does not swing the routes. Past a few hundred
     contact-pesos per telecom peso routes are chosen on price alone and the cost per contact
     rises again (measured on mx-collections), hence `max_weight`: a budget that cannot be
-    kept is reported (`over`), not chased.
+    kept is reported (`over`), not chased. `fit` only proposes; the caller `commit`s the
+    plan it puts in force, so a plan the checker rejects leaves the state as it was.
     """
 
     budget_mxn: float
@@ -90,12 +92,13 @@ class DailyBudget:
     tolerance: float = 0.02
     max_solves: int = 6
     projected_mxn: float = math.nan  # spent + the last plan's projected rest of the day
-    n_fits: int = 0
+    n_fits: int = 0  # plans committed
     calibration_half_life_s: float = 7200.0
     # Decayed sums of what was spent and what the plans in force projected for the same time.
     _actual: float = 0.0
     _expected: float = 0.0
-    _last: tuple[float, float, float, np.ndarray] | None = None  # t, spent, slot_s, per slot
+    _in_force: tuple[float, float, np.ndarray] | None = None  # planned at, slot_s, per slot
+    _counted: tuple[float, float] = (0.0, 0.0)  # time and spend the sums reach
 
     def __post_init__(self) -> None:
         if not self.budget_mxn > 0:
@@ -121,23 +124,24 @@ class DailyBudget:
         return float(np.clip(self._actual / self._expected, 0.5, 2.0))
 
     def _calibrate(self, now_s: float) -> None:
+        if self._in_force is None:
+            return
+        t_from, spent_from = self._counted
+        self._counted = (now_s, self.spent_mxn)
         # The first plan comes before pacing has dialled: its volume is a guess, not a forecast.
-        if self._last is None or self.n_fits < 2:
+        if self.n_fits < 2 or now_s <= t_from:
             return
-        t, spent, slot_s, per_slot = self._last
-        dt = now_s - t
-        if dt <= 0.0:
-            return
-        # What the plan in force projected for [t, now): its slots, pro rata.
-        edges = np.minimum(np.arange(1, len(per_slot) + 1) * slot_s, dt)
-        covered = np.diff(edges, prepend=0.0) / slot_s
-        decay = 0.5 ** (dt / self.calibration_half_life_s)
+        # What the plan in force projected for [t_from, now): its slots, pro rata.
+        t0, slot_s, per_slot = self._in_force
+        starts = t0 + np.arange(len(per_slot)) * slot_s
+        covered = np.clip(np.minimum(starts + slot_s, now_s) - np.maximum(starts, t_from),
+                          0.0, slot_s) / slot_s
+        decay = 0.5 ** ((now_s - t_from) / self.calibration_half_life_s)
         self._expected = self._expected * decay + float((per_slot * covered).sum())
-        self._actual = self._actual * decay + (self.spent_mxn - spent)
+        self._actual = self._actual * decay + (self.spent_mxn - spent_from)
 
     def fit(self, now_s: float, data: AllocationData,
-            solve: Callable[[AllocationData], AllocationResult]
-            ) -> tuple[AllocationResult, AllocationData]:
+            solve: Callable[[AllocationData], AllocationResult]) -> Priced:
         """The plan, and its data, at the weight that fits the rest of the day in the budget."""
         self._calibrate(now_s)
         left = self.left_mxn
@@ -161,7 +165,7 @@ class DailyBudget:
             # The fitting plan at the lowest price (the most contacts), else the cheapest plan.
             if best is None or (fits and (not best.fits or w < best.weight)) \
                     or (not fits and not best.fits and cost < best.cost):
-                best = _Try(w, r, cost, fits, d, per_slot)
+                best = Priced(now_s, w, r, d, cost, fits, per_slot)
             if fits and (cost >= left * (1.0 - self.tolerance) or w <= w_min):
                 break  # tight enough, or as cheap a price as this plan may take
             if not fits and w >= w_max:
@@ -177,10 +181,14 @@ class DailyBudget:
                 w = max(w / 4.0, w_min)
             else:
                 w = min(w * 4.0, w_max)
+        if best is None:  # no usable plan: nothing to commit
+            return Priced(now_s, self.weight, r, d, math.nan, False, np.zeros(d.shape[3]))
+        return best
+
+    def commit(self, priced: Priced) -> None:
+        """`priced` is the plan in force from now on: take its price and projection."""
         self.n_fits += 1
-        if best is None:
-            return solve(data), data
-        self.weight = best.weight
-        self.projected_mxn = self.spent_mxn + best.cost
-        self._last = (now_s, self.spent_mxn, best.data.slot_s, best.per_slot)
-        return best.result, best.data
+        self.weight = priced.weight
+        self.projected_mxn = self.spent_mxn + priced.cost
+        self._in_force = (priced.at_s, priced.data.slot_s, priced.per_slot)
+        self._counted = (priced.at_s, self.spent_mxn)

@@ -283,13 +283,14 @@ class Planner:
     times: CallTimes = field(default_factory=CallTimes)
     plan: AllocationResult | None = None
     data: AllocationData | None = None
-    planned_at_s: float = -math.inf
-    n_plans: int = 0
+    planned_at_s: float = -math.inf  # when the plan in force was made: its slot 0 starts then
+    tried_at_s: float = -math.inf  # the last re-plan, kept or rejected
+    n_plans: int = 0  # re-plans, kept or rejected
     problems: list[str] = field(default_factory=list)  # checker findings of rejected plans
     statuses: list[str] = field(default_factory=list)
 
     def due(self, now_s: float) -> bool:
-        return self.plan is None or now_s - self.planned_at_s >= self.replan_s
+        return self.plan is None or now_s - self.tried_at_s >= self.replan_s
 
     def replan(self, now_s: float, p_human_hour: F64, p_machine_hour: F64, supply: F64,
                budget: DailyBudget | None = None, **kw) -> AllocationResult:
@@ -304,19 +305,19 @@ class Planner:
         def solve(d: AllocationData) -> AllocationResult:
             return plan_day(d, previous=previous, time_limit_s=self.time_limit_s)
 
-        if budget is None:
-            result = solve(data)
-        else:
-            result, data = budget.fit(now_s, data, solve)
+        priced = None if budget is None else budget.fit(now_s, data, solve)
+        result, data = (solve(data), data) if priced is None else (priced.result, priced.data)
         self.statuses.append(result.status.value)
         bad = check_allocation(data, result) if result.status.usable else [result.message]
-        if bad:  # keep the last good plan: never publish what the checker rejects
+        if bad:  # never publish what the checker rejects: keep the last good plan, on its clock
             self.problems.extend(bad[:5])
             if self.plan is None:
                 return result
         else:
-            self.plan, self.data = result, data
-        self.planned_at_s = now_s
+            self.plan, self.data, self.planned_at_s = result, data, now_s
+            if priced is not None:
+                budget.commit(priced)
+        self.tried_at_s = now_s
         self.n_plans += 1
         return result
 

@@ -172,7 +172,7 @@ class AllocationLoop:
         noise count.
         """
         pl = self.planner
-        if pl.plan is None or pl.data is None or now_s - pl.planned_at_s < self.min_stale_gap_s:
+        if pl.plan is None or pl.data is None or now_s - pl.tried_at_s < self.min_stale_gap_s:
             return False
         s = int(min((now_s - pl.planned_at_s) // pl.slot_s, pl.data.shape[3] - 1))
         x = pl.plan.x[..., s]
@@ -339,7 +339,7 @@ class LearningLoop(AllocationLoop):
             # not stationary (leads answer less as the best ones are reached), so alarms
             # also come without a change in a route. One inside the gap waits for its end.
             self.replan_at_s = min(self.replan_at_s,
-                                   self.planner.planned_at_s + self.min_replan_gap_s)
+                                   self.planner.tried_at_s + self.min_replan_gap_s)
 
     def _watch(self, now_s: float, watch: OutcomeBatch) -> np.ndarray:
         """Feed `watch` to the per-carrier CUSUM; the carriers it raised an alarm on."""

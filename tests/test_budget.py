@@ -47,6 +47,13 @@ def dear(result):
     return result.x[0, 0, :, 0]
 
 
+def fit(budget, now_s=0.0):
+    """Propose a plan for `budget` and put it in force, as the planner does once it checks."""
+    priced = budget.fit(now_s, two_routes(), solve)
+    budget.commit(priced)
+    return priced.result, priced.data
+
+
 def test_an_attempt_costs_its_connected_time_in_the_carriers_increments():
     op = load_scenario(SMALL).operation
     c = op.carrier_index("tier1-mx")  # 0.22 MXN/min, billed 30/6, no setup charge
@@ -73,7 +80,7 @@ def test_weight_one_leaves_the_plan_alone_and_a_high_one_moves_traffic_without_d
 
 def test_a_budget_between_the_extremes_is_met_by_the_products_worth_least_going_cheap():
     budget = DailyBudget(100.0)
-    result, data = budget.fit(0.0, two_routes(), solve)
+    result, data = fit(budget)
     assert 5.5 < budget.weight < 6.5
     assert not budget.over
     assert projected_cost_mxn(data, result).sum() == pytest.approx(100.0)
@@ -82,7 +89,7 @@ def test_a_budget_between_the_extremes_is_met_by_the_products_worth_least_going_
 
 def test_a_budget_that_does_not_bind_costs_no_contacts():
     budget = DailyBudget(1000.0)
-    result, _ = budget.fit(0.0, two_routes(), solve)
+    result, _ = fit(budget)
     assert budget.weight == 1.0
     np.testing.assert_allclose(dear(result), 10.0)
 
@@ -90,7 +97,7 @@ def test_a_budget_that_does_not_bind_costs_no_contacts():
 def test_spending_counts_against_the_rest_of_the_day():
     budget = DailyBudget(200.0)
     budget.record(np.full(100, 1.0))  # 100 MXN already spent: 100 left
-    result, data = budget.fit(0.0, two_routes(), solve)
+    result, data = fit(budget)
     assert budget.left_mxn == pytest.approx(100.0)
     assert projected_cost_mxn(data, result).sum() == pytest.approx(100.0)
     assert budget.projected_mxn == pytest.approx(200.0)
@@ -98,20 +105,39 @@ def test_spending_counts_against_the_rest_of_the_day():
 
 def test_the_projection_learns_how_far_off_the_plans_were():
     budget = DailyBudget(1000.0)
-    budget.fit(0.0, two_routes(), solve)  # the first plan: pacing's volume is still a guess
+    fit(budget)  # the first plan: pacing's volume is still a guess
     budget.record(np.full(10, 1.0))
-    budget.fit(50.0, two_routes(), solve)
+    fit(budget, 50.0)
     assert budget.calibration == 1.0
     # This one projects 150 MXN for the 100-s slot (all dear), but the slot costs 75.
     budget.record(np.full(75, 1.0))
-    budget.fit(150.0, two_routes(), solve)
+    fit(budget, 150.0)
     assert budget.calibration == pytest.approx(0.5)
     assert budget.projected_mxn == pytest.approx(85.0 + 0.5 * 150.0)
 
 
+def test_a_plan_proposed_but_not_put_in_force_changes_nothing():
+    budget = DailyBudget(100.0)
+    proposal = budget.fit(0.0, two_routes(), solve)
+    assert 5.5 < proposal.weight < 6.5 and proposal.fits
+    assert budget.weight == 1.0 and math.isnan(budget.projected_mxn) and budget.n_fits == 0
+
+
+def test_spend_is_measured_against_the_plan_in_force_not_a_rejected_one():
+    budget = DailyBudget(1000.0)
+    fit(budget)  # the first plan
+    fit(budget, 50.0)  # 150 MXN for [50, 150)
+    budget.record(np.full(30, 1.0))
+    twice = two_routes().replace(supply_per_slot=np.full((1, 10, 1), 20.0))
+    assert budget.fit(100.0, twice, solve).per_slot.sum() == pytest.approx(300.0)  # rejected
+    budget.record(np.full(45, 1.0))
+    fit(budget, 150.0)
+    assert budget.calibration == pytest.approx(0.5, rel=1e-3)  # 75 spent where 150 was planned
+
+
 def test_a_budget_below_the_cheapest_routing_is_reported_and_routes_everything_cheap():
     budget = DailyBudget(30.0)
-    result, _ = budget.fit(0.0, two_routes(), solve)
+    result, _ = fit(budget)
     assert budget.over
     np.testing.assert_allclose(dear(result), 0.0)
     assert result.x.sum() == pytest.approx(100.0)

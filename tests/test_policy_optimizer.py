@@ -7,7 +7,9 @@ import pytest
 
 from configs import load_scenario
 from configs.scenario import Incident, PolicySpec
+from optimizer import policy
 from optimizer.allocate import check_allocation, plan_day
+from optimizer.budget import DailyBudget
 from optimizer.model import ContactModel
 from optimizer.policy import N_HOURS, Planner, build_data, day_frame, lead_segments
 from sim import kpis
@@ -69,6 +71,28 @@ def test_planner_shares_sum_to_one_over_allowed_carriers(small):
     np.testing.assert_allclose(w.sum(axis=2), 1.0)
     assert (w[~allowed.transpose(1, 2, 0)] == 0).all()
     assert (w[allowed.transpose(1, 2, 0)] > 0).all()  # every route stays measured
+
+
+def test_a_rejected_replan_keeps_the_plan_in_force_on_its_own_clock(small, monkeypatch):
+    frame = _frame(small)
+    n_c, n_r, n_p, n_n = frame.shape
+    ph = np.full((n_c, n_r, n_p, n_n, N_HOURS), 0.1)
+    supply = np.full((n_r, n_p * n_n), 100.0)
+    pl, budget = Planner(frame), DailyBudget(1e9)
+
+    def replan(now_s):
+        pl.replan(now_s, ph, 0.2 * (1 - ph), supply, queued=supply, attempts_per_agent_s=0.05,
+                  budget=budget)
+
+    replan(0.0)
+    kept = pl.plan
+    monkeypatch.setattr(policy, "check_allocation", lambda data, result: ["agents[3]: over"])
+    replan(1800.0)
+    assert pl.plan is kept and pl.planned_at_s == 0.0 and pl.problems == ["agents[3]: over"]
+    assert budget.n_fits == 1  # the budget, too, still holds the plan in force
+    # Its slots keep their times (1800 s is its slot 2), and the re-plan waits its turn.
+    assert pl.expected_future_attempts(1800.0) == pytest.approx(kept.x[..., 2:].sum())
+    assert not pl.due(1800.0 + pl.replan_s - 1) and pl.due(1800.0 + pl.replan_s)
 
 
 def test_optimizer_and_oracle_break_no_rule_and_keep_contract_shares(small, runs):
