@@ -10,7 +10,9 @@ routings), beside the VICIdial-style `baseline` (adaptive, static, oldest).
 `optimizer-7d` is warm-started from 7 simulated days of history: 7 other seeds, dated 1..7
 days before, dialled under `--history-routing` (default static: the shares a site runs before
 the optimiser, and fast to simulate). Prints mean ± sd of contacts, cost and cost per contact, the
-ratio to the oracle and to the best baseline, and the worst rule-violation count. Not collected
+ratio to the oracle and to the best baseline, the route factor (`kpis.route_factors`: how much the
+routes taken raise P(a human answers), whatever pacing makes of it), and the worst rule-violation
+count. Not collected
 by pytest (no `bench_` prefix): it takes minutes.
 """
 
@@ -89,7 +91,8 @@ def main(argv=None) -> int:
     print(f"\n{sc.name}: {len(seeds)} seeds, pacing {args.pacing}, leads {args.leads}; "
           f"best baseline routing = {best}")
     head = (f"{'policy':22} {'contacts':>16} {'cost MXN':>16} {'MXN/contact':>14} "
-            f"{'/oracle':>14} {'/best base':>14} {'value M':>8} {'abandon %':>10} {'viol':>5}")
+            f"{'/oracle':>14} {'/best base':>14} {'route':>6} {'value M':>8} {'abandon %':>10} "
+            f"{'viol':>5}")
     print(head)
     for name in rows:
         c, cost, cpc = arr(name, "contacts"), arr(name, "cost"), arr(name, "cost_per_contact")
@@ -99,9 +102,17 @@ def main(argv=None) -> int:
         print(f"{name:22} {c.mean():9.0f} ± {c.std(ddof=1):4.0f} {cost.mean():9.0f} ± "
               f"{cost.std(ddof=1):4.0f} {cpc.mean():7.3f} ± {cpc.std(ddof=1):.3f} "
               f"{r_or.mean():7.1%} ± {r_or.std(ddof=1):.1%} {r_b.mean():7.1%} ± "
-              f"{r_b.std(ddof=1):.1%} {arr(name, 'value').mean() / 1e6:8.2f} "
+              f"{r_b.std(ddof=1):.1%} {arr(name, 'route_factor').mean():6.3f} "
+              f"{arr(name, 'value').mean() / 1e6:8.2f} "
               f"{ab.mean():5.2f}/{ab24.mean():4.2f} "
               f"{viol:5d}")
+    # How much routing raised P(a human answers), against the ceiling of every attempt on its
+    # best route (capacity and contracts aside): what pacing then made of it is the table's.
+    base_route = arr(best, "route_factor")
+    lift = {n: arr(n, "route_factor") / base_route - 1 for n in ("oracle", "optimizer")}
+    lift["every attempt's best route"] = arr(best, "route_factor_best") / base_route - 1
+    print(f"route factor over {best}'s: " + ", ".join(
+        f"{n} {v.mean():+.1%} ± {v.std(ddof=1):.1%}" for n, v in lift.items()))
     for b in budget_of:
         c, cost = arr(f"optimizer@{b}", "contacts"), arr(f"optimizer@{b}", "cost")
         r_c, r_cost = c / arr(b, "contacts"), cost / arr(b, "cost")

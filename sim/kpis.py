@@ -11,6 +11,7 @@ import numpy as np
 
 from configs.schema import within_calling_hours
 from dialer import hopper
+from dialer.state import coverage_matrix
 from sim import kernel
 from sim.run import DayRecord
 from smartdial.billing import billed_cost_mxn
@@ -107,6 +108,25 @@ def violations(rec: DayRecord) -> dict[str, int]:
     return out
 
 
+def route_factors(rec: DayRecord) -> tuple[np.ndarray, np.ndarray]:
+    """Per attempt, the hidden world's factor on P(a human answers) of the route it took, and
+    of the best enabled route covering its lead at that minute (capacity and contracts aside).
+
+    A route's factor is its quality on the lead's network × the incidents' factor × the chance
+    the call is delivered at all (not failed, not down). Their ratio says how well the routing
+    chose, whatever the pacing made of it; only a simulated day knows them.
+    """
+    op, w, log = rec.scenario.operation, rec.world, rec.log
+    lead, carrier = log.lead.astype(np.int64), log.carrier.astype(np.int64)
+    minute = np.minimum((log.t_start // 60).astype(np.int64), w.carrier_up.shape[1] - 1)
+    network = w.network[lead]
+    usable = coverage_matrix(op) & np.array([c.enabled for c in op.carriers])[:, None, None]
+    factor = (w.carrier_q[:, network] * (1.0 - w.fail_rate)[:, None]
+              * w.carrier_factor[:, minute] * w.carrier_up[:, minute])  # (C, attempts)
+    factor = np.where(usable[:, w.region[lead], network], factor, 0.0)
+    return factor[carrier, np.arange(len(lead))], factor.max(axis=0, initial=0.0)
+
+
 def compute(rec: DayRecord) -> dict:
     """The KPI object of a day (what `smartdial sim run --json` prints)."""
     op = rec.scenario.operation
@@ -176,6 +196,7 @@ def compute(rec: DayRecord) -> dict:
         _ratio(abandoned[t_ans <= m].sum(), human[t_ans <= m].sum()) for m in marks
     ]
     viol = violations(rec)
+    taken, best = route_factors(rec)
     return {
         "scenario": rec.scenario.name,
         "policy": rec.policy.model_dump(),
@@ -192,6 +213,8 @@ def compute(rec: DayRecord) -> dict:
         "occupancy": _ratio(busy_s, logged_s),
         "cost": float(cost.sum()),
         "cost_per_contact": _ratio(cost.sum(), contact.sum()),
+        "route_factor": _ratio(taken.sum(), n),
+        "route_factor_best": _ratio(best.sum(), n),
         "value": float(
             np.array([p.contact_value_mxn for p in op.products])[
                 rec.leads.product[log.lead[contact]]

@@ -4,6 +4,7 @@ and the breakdowns per carrier and per hour adding up to the day."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 
 import numpy as np
 import pytest
@@ -108,3 +109,24 @@ def test_per_hour_attempts_and_contacts_sum_to_the_day(small_days):
 def test_rolling_abandonment_never_exceeds_one_and_ends_at_the_day_rate(small_day):
     k = kpis.compute(small_day)
     assert 0.0 <= k["abandon_rate"] <= k["abandon_rate_24h_max"] <= 1.0
+
+
+def test_route_factors_are_the_worlds_route_quality_and_the_best_route_bounds_them(small_days):
+    rec = small_days["baseline"]
+    sc, log = rec.scenario, rec.log
+    op, truth = sc.operation, sc.truth
+    taken, best = kpis.route_factors(rec)
+    halved, outage = rec.clock.at(dt.time(11)), rec.clock.at(dt.time(10))
+    for i in np.linspace(0, len(taken) - 1, 300).astype(int):
+        car = op.carriers[int(log.carrier[i])]
+        net = op.networks[int(rec.leads.network[log.lead[i]])]
+        t = float(log.t_start[i]) // 60 * 60  # the world's factors hold per minute
+        expect = truth.quality(car.name, net.name) * (1.0 - truth.failure_rate(car.name))
+        expect *= 0.5 if car.name == "tier1-mx" and t >= halved else 1.0
+        expect *= 0.0 if car.name == "midtier-a" and outage <= t < outage + 1200 else 1.0
+        assert taken[i] == pytest.approx(expect)
+    assert (taken <= best).all()
+    k = {name: kpis.compute(small_days[name]) for name in ("baseline", "cheapest", "oracle")}
+    factor = {name: kpi["route_factor"] for name, kpi in k.items()}
+    assert factor["oracle"] > factor["baseline"] > factor["cheapest"]
+    assert factor["oracle"] <= k["oracle"]["route_factor_best"]
