@@ -155,15 +155,25 @@ class AllocationData:
 
     @functools.cached_property  # the data is frozen; the live split asks every minute
     def priced_cost(self) -> F64:
-        """(C,R,P,S) cost as the plan weighs it: the cheapest allowed route's cost of the cell at
-        face value, what a route costs above it times `cost_weight`. Pacing dials an attempt
-        whichever route it takes, so a budget's price falls on the choice of route: it moves
-        traffic to cheaper routes rather than out of the plan."""
+        """(C,R,P,S) cost as the plan weighs it: the cell's cheapest allowed route at face value,
+        what a route costs above it times `cost_weight`. Pacing decides the volume whichever
+        routes it takes, so a budget's price falls on the choice of route: it moves traffic to
+        cheaper routes rather than out of the plan. Cheapest per attempt where pacing fixes
+        the attempts (`supply_per_slot`); per contact where the agents bound the plan, as
+        pacing then dials until they are busy, and an attempt that answers less only brings
+        another."""
         cost = self.cost_per_attempt_mxn
         if self.cost_weight == 1.0:
             return cost
-        base = np.where(self.allowed(), cost, np.inf).min(axis=0, keepdims=True)
-        base = np.where(np.isfinite(base), base, 0.0)
+        allowed = self.allowed()
+        if self.supply_per_slot is None:  # the premium per contact, over the cheapest's
+            p = self.p_human
+            per_contact = np.where(allowed & (p > 0), cost / np.where(p > 0, p, 1.0), np.inf)
+            kappa = per_contact.min(axis=0, keepdims=True)
+            base = p * np.where(np.isfinite(kappa), kappa, 0.0)
+        else:
+            base = np.where(allowed, cost, np.inf).min(axis=0, keepdims=True)
+            base = np.where(np.isfinite(base), base, 0.0)
         return base + self.cost_weight * (cost - base)
 
     def coverage_crp(self) -> B:

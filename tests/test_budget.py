@@ -87,6 +87,27 @@ def test_a_budget_between_the_extremes_is_met_by_the_products_worth_least_going_
     np.testing.assert_allclose(dear(result), [0.0] * 5 + [10.0] * 5)
 
 
+def test_when_agents_bound_the_floor_the_price_is_per_contact_not_per_attempt():
+    """Route 0 answers 0.3 at 0.9 MXN an attempt (3 MXN a contact), route 1 answers 0.1 at
+    0.4 (4 MXN a contact). Ten contacts fill the agents; pacing dials until they are made, so
+    the cheaper attempt is the dearer contact and a budget must not buy it."""
+    shape = (2, 1, 1, 1)
+    data = tiny(
+        p_human=np.broadcast_to(np.array([0.3, 0.1])[:, None, None, None], shape),
+        cost_per_attempt_mxn=np.broadcast_to(np.array([0.9, 0.4])[:, None, None, None], shape),
+        agents=np.array([10.0]), supply=np.array([[1000.0]]),  # 1000 s of agent time
+    )
+    for weight in (1.0, 50.0):
+        result = solve(data.replace(cost_weight=weight))
+        assert result.x[:, 0, 0, 0] == pytest.approx([100.0 / 3, 0.0])  # 10 contacts, route 0
+    # With pacing's volume fixed instead, the cheaper attempt is the cheaper choice.
+    fixed = data.replace(supply_per_slot=np.array([[[100.0]]]), cost_weight=50.0)
+    np.testing.assert_allclose(fixed.priced_cost[:, 0, 0, 0], [0.4 + 50 * 0.5, 0.4])
+    assert solve(fixed).x[:, 0, 0, 0] == pytest.approx([0.0, 100.0])
+    np.testing.assert_allclose(data.replace(cost_weight=50.0).priced_cost[:, 0, 0, 0],
+                               [0.9, 0.1 * 3.0 + 50 * (0.4 - 0.3)])
+
+
 def test_a_budget_that_does_not_bind_costs_no_contacts():
     budget = DailyBudget(1000.0)
     result, _ = fit(budget)
