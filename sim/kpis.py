@@ -117,14 +117,14 @@ def route_factors(rec: DayRecord) -> tuple[np.ndarray, np.ndarray]:
     chose, whatever the pacing made of it; only a simulated day knows them.
     """
     op, w, log = rec.scenario.operation, rec.world, rec.log
-    lead, carrier = log.lead.astype(np.int64), log.carrier.astype(np.int64)
+    lead = log.lead.astype(np.int64)
     minute = np.minimum((log.t_start // 60).astype(np.int64), w.carrier_up.shape[1] - 1)
-    network = w.network[lead]
+    region, network = w.region[lead], w.network[lead]
+    factor = (w.carrier_q * (1.0 - w.fail_rate)[:, None])[:, :, None] \
+        * (w.carrier_factor * w.carrier_up)[:, None, :]  # (C, N, minute)
     usable = coverage_matrix(op) & np.array([c.enabled for c in op.carriers])[:, None, None]
-    factor = (w.carrier_q[:, network] * (1.0 - w.fail_rate)[:, None]
-              * w.carrier_factor[:, minute] * w.carrier_up[:, minute])  # (C, attempts)
-    factor = np.where(usable[:, w.region[lead], network], factor, 0.0)
-    return factor[carrier, np.arange(len(lead))], factor.max(axis=0, initial=0.0)
+    best = np.where(usable[..., None], factor[:, None], 0.0).max(axis=0)  # (R, N, minute)
+    return factor[log.carrier, network, minute], best[region, network, minute]
 
 
 def compute(rec: DayRecord) -> dict:
