@@ -142,7 +142,8 @@ class DailyBudget:
 
     def fit(self, now_s: float, data: AllocationData,
             solve: Callable[[AllocationData], AllocationResult]) -> Priced:
-        """The plan, and its data, at the weight that fits the rest of the day in the budget."""
+        """Propose the plan, and its data, at the weight that fits the rest of the day in the
+        budget (an unusable solve comes back with `fits` False); `commit` what is put in force."""
         self._calibrate(now_s)
         left = self.left_mxn
         k = self.calibration

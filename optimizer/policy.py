@@ -285,7 +285,7 @@ class Planner:
     data: AllocationData | None = None
     planned_at_s: float = -math.inf  # when the plan in force was made: its slot 0 starts then
     tried_at_s: float = -math.inf  # the last re-plan, kept or rejected
-    n_plans: int = 0  # re-plans, kept or rejected
+    n_plans: int = 0  # re-plans kept or rejected, once a first plan was kept
     problems: list[str] = field(default_factory=list)  # checker findings of rejected plans
     statuses: list[str] = field(default_factory=list)
 
