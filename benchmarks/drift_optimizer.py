@@ -1,6 +1,6 @@
 """How fast the optimizer moves traffic off a carrier whose answer rate halves, and back.
 
-    PYTHONPATH=. python benchmarks/drift_optimizer.py --seeds 5
+    PYTHONPATH=. python benchmarks/drift_optimizer.py --seeds 5 [--first-seed 6]
 
 Two cases on mx-collections: the shipped incident (tier1-mx halves at 13:00 for the rest of the
 day; its 10 % contract minimum still stands) and a test incident with a recovery (telcel-direct
@@ -31,6 +31,7 @@ def with_recovery(sc):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--first-seed", type=int, default=1)
     ap.add_argument("--policy", default="optimizer")
     args = ap.parse_args(argv)
     sc = load_scenario(MX)
@@ -41,7 +42,7 @@ def main(argv=None) -> int:
     for name, scen, carrier, t0, t1 in cases:
         c = scen.operation.carrier_index(carrier)
         rows = []
-        for seed in range(1, args.seeds + 1):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             rec = simulate(scen, args.policy, seed=seed)
             d = kpis.drift_response(rec, c, t0, t1)
             alarms = [(round(t / 60), a, s) for t, a, s in getattr(rec.controller, "alarms", [])]

@@ -12,7 +12,7 @@ days before, dialled under `--history-routing` (default static: the shares a sit
 the optimiser, and fast to simulate). Prints mean ± sd of contacts, cost and cost per contact, the
 ratio to the oracle and to the best baseline, the route factor (`kpis.route_factors`: how much the
 routes taken raise P(a human answers), whatever pacing makes of it), and the worst rule-violation
-count. Not collected
+count; `--oracle-budget` adds the oracle on each baseline's spend. Not collected
 by pytest (no `bench_` prefix): it takes minutes.
 """
 
@@ -54,6 +54,9 @@ def main(argv=None) -> int:
     ap.add_argument("--leads", default="oldest")
     ap.add_argument("--budget-of", action="append", choices=("static", "round_robin", "cheapest"),
                     help="also run the optimizer on this baseline's spend (repeatable)")
+    ap.add_argument("--oracle-budget", action="store_true",
+                    help="also run the oracle on each --budget-of baseline's spend: what "
+                         "perfect knowledge makes of the same money")
     ap.add_argument("--json", type=Path, help="also write the raw per-seed KPIs here")
     args = ap.parse_args(argv)
     sc = load_scenario(args.scenario)
@@ -76,10 +79,11 @@ def main(argv=None) -> int:
                                               leads=args.leads), seed=seed, history=hist)
                 rows.setdefault("optimizer-7d", []).append(kpis.compute(rec))
             for b in budget_of:
-                rec = simulate(sc, PolicySpec(pacing=args.pacing, routing="optimizer",
-                                              leads=args.leads), seed=seed,
-                               budget_mxn=rows[b][-1]["cost"])
-                rows.setdefault(f"optimizer@{b}", []).append(kpis.compute(rec))
+                for routing in ("optimizer", "oracle") if args.oracle_budget else ("optimizer",):
+                    rec = simulate(sc, PolicySpec(pacing=args.pacing, routing=routing,
+                                                  leads=args.leads), seed=seed,
+                                   budget_mxn=rows[b][-1]["cost"])
+                    rows.setdefault(f"{routing}@{b}", []).append(kpis.compute(rec))
             print(f"seed {seed} done", flush=True)
 
     def arr(name, key):
@@ -118,6 +122,13 @@ def main(argv=None) -> int:
         r_c, r_cost = c / arr(b, "contacts"), cost / arr(b, "cost")
         print(f"optimizer on {b}'s spend: contacts {r_c.mean() - 1:+.1%} ± {r_c.std(ddof=1):.1%}, "
               f"cost {r_cost.mean() - 1:+.1%} ± {r_cost.std(ddof=1):.1%} against {b}")
+        if f"oracle@{b}" in rows:
+            r_o = c / arr(f"oracle@{b}", "contacts")
+            cpc = {n: arr(n, "cost_per_contact").mean()
+                   for n in (f"oracle@{b}", f"optimizer@{b}", b)}
+            print(f"  the oracle on it: MXN/contact {cpc[f'oracle@{b}']:.3f} (optimizer "
+                  f"{cpc[f'optimizer@{b}']:.3f}, {b} {cpc[b]:.3f}); the optimizer's contacts "
+                  f"{r_o.mean():.1%} ± {r_o.std(ddof=1):.1%} of the oracle's")
     if args.json:
         slim = {n: [{k: v for k, v in x.items() if k not in ("per_hour",)} for x in ks]
                 for n, ks in rows.items()}
