@@ -53,16 +53,18 @@ def numba_update(model: ContactModel, batch: OutcomeBatch, out=None) -> np.ndarr
 
 def pandas_update(batch: OutcomeBatch) -> pd.DataFrame:
     """The same two-timescale estimate by groupby: both memories' decayed counts per segment
-    and level, the long chain level by level via parent keys, the expected short-term answers
-    summed up the levels, then the O/E correction level by level."""
+    and level, the cells pooled over carriers, the long chain level by level via parent keys,
+    the expected short-term answers summed up the levels, then the O/E correction level by
+    level."""
     c, r, p, n, s, a = (getattr(batch, name).astype(np.int64) for name in INDEX_COLUMNS)
     o = batch.outcome
     ws = np.exp2((batch.t_s - NOW_S) / HALF_LIFE_S)
     wl = np.exp2((batch.t_s - NOW_S) / LONG_HALF_LIFE_S)
     _, n_r, n_p, n_n, n_s, n_a = SHAPE
     l1 = (((c * n_r + r) * n_p + p) * n_n + n) * n_s + s
-    keys = {"l0": l1 * n_a + a, "l1": l1, "l2": (c * n_n + n) * n_s + s, "l3": c * n_n + n,
-            "l4": c}
+    ns = n * n_s + s
+    keys = {"l0": l1 * n_a + a, "l1": l1, "l2": c * n_n * n_s + ns, "l3": c * n_n + n,
+            "l4": c, "cell": (r * n_p + p) * n_n * n_s + ns, "ns": ns}
     human, machine = o <= 1, o == 2
     df = pd.DataFrame({**keys, "n": ws, "h": ws * human, "m": ws * machine,
                        "N": wl, "H": wl * human, "M": wl * machine})
@@ -73,16 +75,39 @@ def pandas_update(batch: OutcomeBatch) -> pd.DataFrame:
         aggs = {col: (col, "sum") for col in stats}
         if k:
             aggs["up"] = (levels[k - 1], "first")
+        if level == "l1":
+            aggs["cell"] = ("cell", "first")
         groups[level] = df.groupby(level, sort=False).agg(**aggs)
     glob = df[stats].sum()
     # Long chain, top-down.
     qh = (glob["H"] + STRENGTH / 3) / (glob["N"] + STRENGTH)
     qm = (glob["M"] + STRENGTH / 3) / (glob["N"] + STRENGTH)
+    # Cell shapes: each (region, product, network, slot) pooled over carriers, shrunk toward
+    # its (network, slot); level 1's prior is its parent's rate times its cell's b over the
+    # parent's traffic-weighted mean b.
+    cells = df.groupby("cell", sort=False).agg(N=("N", "sum"), H=("H", "sum"),
+                                               M=("M", "sum"), ns=("ns", "first"))
+    base = cells.groupby("ns", sort=False)[["N", "H", "M"]].sum()
+    base_h = ((base["H"] + STRENGTH * qh) / (base["N"] + STRENGTH)).reindex(cells["ns"])
+    base_m = ((base["M"] + STRENGTH * qm) / (base["N"] + STRENGTH)).reindex(cells["ns"])
+    cells["bh"] = (cells["H"] + STRENGTH * base_h.to_numpy()) / (cells["N"] + STRENGTH)
+    cells["bm"] = (cells["M"] + STRENGTH * base_m.to_numpy()) / (cells["N"] + STRENGTH)
+    g1 = groups["l1"]
+    g1["bh"] = cells["bh"].reindex(g1["cell"]).to_numpy()
+    g1["bm"] = cells["bm"].reindex(g1["cell"]).to_numpy()
+    g1["wbh"], g1["wbm"] = g1["N"] * g1["bh"], g1["N"] * g1["bm"]
+    bbar = g1.groupby("up", sort=False)[["wbh", "wbm", "N"]].sum()
+    bbar_h = (bbar["wbh"] / bbar["N"]).reindex(g1["up"]).to_numpy()
+    bbar_m = (bbar["wbm"] / bbar["N"]).reindex(g1["up"]).to_numpy()
     parent = None
     for level in levels:
         g = groups[level]
         ph = qh if parent is None else parent["qh"].reindex(g["up"]).to_numpy()
         pm = qm if parent is None else parent["qm"].reindex(g["up"]).to_numpy()
+        if level == "l1":
+            ph, pm = ph * g["bh"].to_numpy() / bbar_h, pm * g["bm"].to_numpy() / bbar_m
+            cap = np.minimum(1.0, 0.999 / (ph + pm))
+            ph, pm = ph * cap, pm * cap
         g["qh"] = (g["H"] + STRENGTH * ph) / (g["N"] + STRENGTH)
         g["qm"] = (g["M"] + STRENGTH * pm) / (g["N"] + STRENGTH)
         parent = g

@@ -225,10 +225,14 @@ def _exp2_scaled_into(dt, rate):
 
 
 @njit(cache=True, nogil=True)
-def _levels_kernel(dims, lvl0, lvl1, lvl2, lvl3, lvl4, root):
-    """Overwrite levels 1-4 and the root with sums of the leaf table, one dense pass."""
+def _levels_kernel(dims, lvl0, lvl1, lvl2, lvl3, lvl4, root, cells):
+    """Overwrite levels 1-4, the root and `cells` with sums of the leaf table, one dense
+    pass. `cells` is not a tree level: the long attempts, human and machine answers of level
+    1 pooled over carriers, one row per (region, product, network, slot)."""
     n_c, n_r, n_p, n_n, n_s, n_a = dims[0], dims[1], dims[2], dims[3], dims[4], dims[5]
     lvl2[:] = 0.0
+    cells[:] = 0.0
+    n_cell = cells.shape[0]
     i1 = 0
     for c in range(n_c):
         for _r in range(n_r):
@@ -243,6 +247,12 @@ def _levels_kernel(dims, lvl0, lvl1, lvl2, lvl3, lvl4, root):
                             lvl1[i1, j] = acc
                             lvl2[i2, j] += acc
                         i1 += 1
+        # The carrier's block of level 1, just written (still in cache), adds to the cells.
+        for ic in range(n_cell):
+            row = lvl1[c * n_cell + ic]
+            cells[ic, 0] += row[4]
+            cells[ic, 1] += row[6]
+            cells[ic, 2] += row[7]
     lvl3[:] = 0.0
     for i2 in range(lvl2.shape[0]):
         for j in range(N_COLS):
@@ -255,6 +265,66 @@ def _levels_kernel(dims, lvl0, lvl1, lvl2, lvl3, lvl4, root):
     for c in range(n_c):
         for j in range(N_COLS):
             root[0, j] += lvl4[c, j]
+
+
+@njit(cache=True, nogil=True)
+def _cell_shapes(dims, lvl1, lvl2, cells, s_long, m, qh, qm, ql2):
+    """(b, qs): the long rate of every cell (region, product, network, slot) pooled over
+    carriers, (human, machine) shrunk with strength `m` toward its (network, slot) and that
+    toward (qh, qm); and each (carrier, network, slot)'s long rate `ql2` over its mean b on
+    its own traffic (its attempts per cell; a uniform mean where it has none).
+
+    qs·b is the level-1 prior mean: the parent's rate times how much better the cell
+    answers than the carrier's average one there, read on every carrier's outcomes, so
+    carriers serving different regions compare fairly.
+    """
+    n_c, n_r, n_p, n_n, n_s = dims[0], dims[1], dims[2], dims[3], dims[4]
+    n_ns = n_n * n_s
+    n_cell = cells.shape[0]
+    base = np.zeros((n_ns, 3))
+    for ic in range(n_cell):
+        k = ic % n_ns
+        for j in range(3):
+            base[k, j] += cells[ic, j]
+    for k in range(n_ns):
+        d = base[k, 0] * s_long + m
+        base[k, 1] = (base[k, 1] * s_long + m * qh) / d
+        base[k, 2] = (base[k, 2] * s_long + m * qm) / d
+    b = np.empty((n_cell, 2))
+    flat = np.zeros((n_ns, 2))  # the uniform mean, for carriers without traffic
+    for ic in range(n_cell):
+        k = ic % n_ns
+        inv = 1.0 / (cells[ic, 0] * s_long + m)
+        for j in range(2):
+            b[ic, j] = (cells[ic, j + 1] * s_long + m * base[k, j + 1]) * inv
+            flat[k, j] += b[ic, j]
+    qs = np.zeros((n_c * n_ns, 2))
+    i1 = 0
+    for c in range(n_c):
+        for r in range(n_r):
+            for p in range(n_p):
+                for k in range(n_ns):
+                    w = lvl1[i1, 4]
+                    ic = (r * n_p + p) * n_ns + k
+                    qs[c * n_ns + k, 0] += w * b[ic, 0]
+                    qs[c * n_ns + k, 1] += w * b[ic, 1]
+                    i1 += 1
+    for i2 in range(n_c * n_ns):
+        w = lvl2[i2, 4]
+        for j in range(2):
+            bbar = qs[i2, j] / w if w > 0.0 else flat[i2 % n_ns, j] / (n_r * n_p)
+            qs[i2, j] = ql2[i2, j] / bbar
+    return b, qs
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _shaped(qs, b):
+    """The level-1 prior mean (human, machine) qs·b, scaled down together if their sum
+    passes _MAX_ANSWER."""
+    h = qs[0] * b[0]
+    x = qs[1] * b[1]
+    f = 1.0 if h + x <= _MAX_ANSWER else _MAX_ANSWER / (h + x)
+    return h * f, x * f
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -304,14 +374,14 @@ def _theta_node(row, scale, eh, em, m, th, tm, vh, qh):
 
 @njit(cache=True, nogil=True)
 def _table_kernel(
-    dims, lvl0, lvl1, lvl2, lvl3, lvl4, root, s_short, s_long, m_long, m_short, prior,
+    dims, lvl0, lvl1, lvl2, lvl3, lvl4, root, cells, s_short, s_long, m_long, m_short, prior,
     p_answer, p_human, p_machine, scratch, var_human, want_var,
 ):
     """Two-timescale estimate of every leaf, dense passes, each tree node computed once.
 
     1. Long chain, top-down: Dirichlet back-off over the long columns (strengths
-       `m_long`, root prior mean `prior`) gives p_long (human, machine) per node and
-       leaf. The same pass sums
+       `m_long`, root prior mean `prior`; level 1's prior mean shaped by its cell, see
+       `_cell_shapes`) gives p_long (human, machine) per node and leaf. The same pass sums
        the expected short-term answers E(v) = Σ_leaves n_short(leaf)·p_long(leaf) per
        node (levels 1 and 2 directly, 3 to the root from level 2).
     2. Short-term correction, top-down: θ(v) = (O(v) + m·p̄·θ(parent)) / (E(v) + m·p̄)
@@ -345,6 +415,7 @@ def _table_kernel(
         q = ql3[i2 // n_s]
         ql2[i2, 0], ql2[i2, 1], ql2[i2, 2] = _long_node(lvl2[i2], s_long, m_long[2],
                                                        q[0], q[1], q[2])
+    b, qs = _cell_shapes(dims, lvl1, lvl2, cells, s_long, m_long[1], l5h, l5m, ql2)
     # ---- 1b. leaves, and E summed bottom-up
     e1 = np.empty((n1, 2))
     e2 = np.zeros((n2, 2))
@@ -352,17 +423,17 @@ def _table_kernel(
     ms0 = m_short[0]
     i1 = 0
     for c in range(n_c):
-        for _r in range(n_r):
-            for _p in range(n_p):
+        for r in range(n_r):
+            for p in range(n_p):
                 for n in range(n_n):
                     for s in range(n_s):
                         i2 = (c * n_n + n) * n_s + s
-                        q = ql2[i2]
+                        qh, qm = _shaped(qs[i2], b[((r * n_p + p) * n_n + n) * n_s + s])
                         if want_var:
                             h1, x1, v1 = _long_node(lvl1[i1], s_long, m_long[1],
-                                                    q[0], q[1], q[2])
+                                                    qh, qm, ql2[i2, 2])
                         else:
-                            h1, x1 = _long_mean(lvl1[i1], s_long, m_long[1], q[0], q[1])
+                            h1, x1 = _long_mean(lvl1[i1], s_long, m_long[1], qh, qm)
                             v1 = 0.0
                         eh = 0.0
                         em = 0.0
@@ -422,15 +493,17 @@ def _table_kernel(
                                                       m_short[2], t[0], t[1], t[2], ql2[i2, 0])
     i1 = 0
     for c in range(n_c):
-        for _r in range(n_r):
-            for _p in range(n_p):
+        for r in range(n_r):
+            for p in range(n_p):
                 for n in range(n_n):
                     for s in range(n_s):
                         i2 = (c * n_n + n) * n_s + s
                         t = t2[i2]
                         row1 = lvl1[i1]
-                        q = ql2[i2]
-                        h1, _ = _long_mean(row1, s_long, m_long[1], q[0], q[1])
+                        h1 = 1.0  # the node's long rate: only a variance reads it
+                        if want_var:
+                            qh, qm = _shaped(qs[i2], b[((r * n_p + p) * n_n + n) * n_s + s])
+                            h1, _ = _long_mean(row1, s_long, m_long[1], qh, qm)
                         t1h, t1m, t1v = _theta_node(row1, s_short, e1[i1, 0], e1[i1, 1],
                                                     m_short[1], t[0], t[1], t[2], h1)
                         for a in range(n_a):

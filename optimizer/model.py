@@ -22,7 +22,12 @@ model times a short-term correction:
 
 * long chain: at each node a Dirichlet over (human, machine, not answered) on the
   long counts, prior mean = the parent's posterior mean, strength fixed per level
-  (`prior_strength`); gives p_long (human, machine) per node and leaf.
+  (`prior_strength`); gives p_long (human, machine) per node and leaf. At level 1 the
+  prior mean is the parent's times the cell's shape b / b̄: b the long rate of the cell
+  (region, product, network, slot) pooled over carriers (shrunk toward its network and
+  slot), b̄ its mean over the carrier's own traffic there. A level-1 node is thin, and
+  its parent averages over the regions the carrier serves: without the shape, a route
+  that only serves good regions reads better, cell for cell, than one that serves all.
 * short correction: per node the observed short-term answers O against the
   expected E = Σ_leaves n_short(leaf)·p_long(leaf) under it; the ratio θ = O/E is
   shrunk down the same tree (Poisson-Gamma: θ(v) = (O + m·p̄·θ(parent)) /
@@ -250,13 +255,18 @@ class ContactModel:
         self._changed()
 
     def _tree(self) -> list[np.ndarray]:
-        """Count tables of levels 0-5 (leaf first, 8 columns), upper levels rebuilt if stale."""
+        """Count tables of levels 0-5 (leaf first, 8 columns), upper levels rebuilt if stale;
+        `_cells` (level 1 pooled over carriers) with them."""
         self._check_fitted()
-        if getattr(self, "_tree_stale", True) or not hasattr(self, "_upper"):
-            if not hasattr(self, "_upper"):
-                self._upper = [np.empty((size, _N_COLS)) for size in self.level_sizes()[1:]]
+        if getattr(self, "_tree_stale", True) or getattr(self, "_cells", None) is None:
+            _, r, p, n, s, _ = (int(x) for x in self._dims())
+            self._upper = [np.empty((size, _N_COLS)) for size in self.level_sizes()[1:]] \
+                if getattr(self, "_upper", None) is None else self._upper
+            self._cells = np.empty((r * p * n * s, 3)) \
+                if getattr(self, "_cells", None) is None else self._cells
             u = self._upper
-            _kernels()._levels_kernel(self._dims(), self.counts_, u[0], u[1], u[2], u[3], u[4])
+            _kernels()._levels_kernel(self._dims(), self.counts_, u[0], u[1], u[2], u[3], u[4],
+                                      self._cells)
             self._tree_stale = False
         return [self.counts_, *self._upper]
 
@@ -385,7 +395,7 @@ class ContactModel:
         lv = self._tree()
         short, long = self._scales(now_s)
         _kernels()._table_kernel(
-            self._dims(), lv[0], lv[1], lv[2], lv[3], lv[4], lv[5], short, long,
+            self._dims(), lv[0], lv[1], lv[2], lv[3], lv[4], lv[5], self._cells, short, long,
             self._strength(), self._strength(short=True), np.asarray(_ROOT_PRIOR),
             flat[0], flat[1], flat[2], self._scratch(), np.empty(0) if var is None else var,
             var is not None,

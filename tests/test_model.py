@@ -81,13 +81,37 @@ def _node_sums(counts, level, key):
     return tot
 
 
+def _cell_shape(counts, shape, m, root, seg):
+    """b / bbar of `seg`'s level-1 node (human, machine): its cell (region, product,
+    network, slot) pooled over carriers against the carrier's traffic-weighted mean cell."""
+    def pooled(match):
+        tot = np.zeros(8)
+        for key, row in counts.items():
+            if match(key):
+                tot += row
+        return tot
+
+    def rate(tot, prior):
+        return (tot[6:8] + m * prior) / (tot[4] + m)
+
+    c, _, _, n, s = seg[:5]
+    base = rate(pooled(lambda k: k[3:5] == (n, s)), np.asarray(root))
+    b = {(r, p): rate(pooled(lambda k, r=r, p=p: k[1:5] == (r, p, n, s)), base)
+         for r in range(shape[1]) for p in range(shape[2])}
+    w = {rp: pooled(lambda k, rp=rp: k[:5] == (c, *rp, n, s))[4] for rp in b}
+    total = sum(w.values())
+    bbar = sum(w[rp] * b[rp] for rp in b) / total if total > 0 else sum(b.values()) / len(b)
+    return b[seg[1:3]] / bbar
+
+
 def naive_estimate(counts, shape, strength, short_strength=None):
     """The two-timescale estimate of every leaf, written out node by node.
 
     Returns {segment: (p_answer, p_human, p_machine, var p_human)}. Long chain: Dirichlet
-    back-off over the long counts; short correction: O/E ratios shrunk down the tree
-    (Gamma prior with m·p̄ pseudo-expected answers around the parent's θ, p̄ = E/n_short);
-    estimate p_long·θ capped at p_human + p_machine = 0.999.
+    back-off over the long counts, the level-1 prior mean shaped by its cell (see
+    `_cell_shape`); short correction: O/E ratios shrunk down the tree (Gamma prior with m·p̄
+    pseudo-expected answers around the parent's θ, p̄ = E/n_short); estimate p_long·θ capped
+    at p_human + p_machine = 0.999.
     """
     m_long = np.broadcast_to(np.asarray(strength, float), (6,))
     m_short = m_long if short_strength is None else np.broadcast_to(
@@ -101,6 +125,11 @@ def naive_estimate(counts, shape, strength, short_strength=None):
         for level in range(5, -1, -1):
             tot = _node_sums(counts, level, LEVEL_KEYS[level](seg))
             m = m_long[level]
+            if level == 1:
+                fh, fm = _cell_shape(counts, shape, m, chain[5][:2], seg)
+                qh, qm = qh * fh, qm * fm
+                f = min(1.0, 0.999 / (qh + qm))
+                qh, qm = qh * f, qm * f
             d = tot[4] + m
             qh, qm = (tot[6] + m * qh) / d, (tot[7] + m * qm) / d
             v = qh * (1 - qh) / (d + 1) + (m / d) ** 2 * v
@@ -296,6 +325,24 @@ def test_sparse_segment_is_pulled_toward_its_parent():
     _, p_human, _ = model.predict(np.array([seg]))
     assert abs(p_human[0] - parent_rate) < 0.05
     assert p_human[0] < 0.5
+
+
+def test_carriers_serving_different_regions_are_compared_in_the_same_cell():
+    """Two equally good carriers; the good region (30 % against 10 %) is nearly all carrier
+    0's traffic. Carrier 1's thin cell there borrows the region's shape from every carrier's
+    outcomes, not its own average (10.5 %), so both read alike where both can go."""
+    shape = (2, 2, 1, 1, 1, 1)
+    rng = np.random.default_rng(8)
+    parts = []
+    for carrier, region, n, rate in ((0, 0, 4000, 0.3), (1, 0, 40, 0.3), (1, 1, 4000, 0.1)):
+        parts.append(make_batch(rng, n, shape=shape, t0=0.0, t1=10.0, p_human=rate,
+                                p_machine=0.0, carrier=carrier, region=region))
+    model = ContactModel(shape, half_life_s=1.0, prior_strength=200.0)
+    model.partial_fit(OutcomeBatch.concat(parts), now_s=10.0)
+    # The short memory has forgotten it all (θ = 1): the long chain alone.
+    _, p_human, _ = model.predict(model.segment_ids([0, 1], 0, 0, 0, 0, 0), now_s=600.0)
+    assert p_human[1] / p_human[0] == pytest.approx(1.0, abs=0.1)
+    assert p_human[0] == pytest.approx(0.3, abs=0.03)
 
 
 def test_suggested_prior_strength_is_finite_where_children_differ():
