@@ -430,8 +430,10 @@ def _table_kernel(
                         i2 = (c * n_n + n) * n_s + s
                         qh, qm = _shaped(qs[i2], b[((r * n_p + p) * n_n + n) * n_s + s])
                         if want_var:
+                            # The prior mean is the parent's times a factor: so is its sd.
+                            f = qh / ql2[i2, 0]
                             h1, x1, v1 = _long_node(lvl1[i1], s_long, m_long[1],
-                                                    qh, qm, ql2[i2, 2])
+                                                    qh, qm, ql2[i2, 2] * f * f)
                         else:
                             h1, x1 = _long_mean(lvl1[i1], s_long, m_long[1], qh, qm)
                             v1 = 0.0

@@ -132,7 +132,8 @@ class ContactModel:
 
     Uncertainty (`predict_human_var`, `sample`): first order in the two factors,
     var(p_human) ≈ θ²·var(p_long) + p_long²·var(θ), where var(p_long) is the
-    Dirichlet chain's (parent's variance carried down, shrunk) and var(θ) the Gamma
+    Dirichlet chain's (parent's variance carried down, shrunk; at level 1 scaled by the
+    square of the cell's shape factor, as the prior mean is) and var(θ) the Gamma
     chain's (θ/(E + m·p̄) plus the parent's, shrunk). A node with no short-term data
     keeps its parent's θ and adds the prior's variance θ/(m·p_long): a route whose
     recent attempts have decayed away gets wide draws even when history knows it well.

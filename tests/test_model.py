@@ -127,9 +127,8 @@ def naive_estimate(counts, shape, strength, short_strength=None):
             m = m_long[level]
             if level == 1:
                 fh, fm = _cell_shape(counts, shape, m, chain[5][:2], seg)
-                qh, qm = qh * fh, qm * fm
-                f = min(1.0, 0.999 / (qh + qm))
-                qh, qm = qh * f, qm * f
+                f = min(1.0, 0.999 / (qh * fh + qm * fm))
+                qh, qm, v = qh * fh * f, qm * fm * f, v * (fh * f) ** 2
             d = tot[4] + m
             qh, qm = (tot[6] + m * qh) / d, (tot[7] + m * qm) / d
             v = qh * (1 - qh) / (d + 1) + (m / d) ** 2 * v
