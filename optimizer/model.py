@@ -259,12 +259,12 @@ class ContactModel:
         """Count tables of levels 0-5 (leaf first, 8 columns), upper levels rebuilt if stale;
         `_cells` (level 1 pooled over carriers) with them."""
         self._check_fitted()
-        if getattr(self, "_tree_stale", True) or getattr(self, "_cells", None) is None:
+        if getattr(self, "_cells", None) is None:  # first use: the buffers, once
             _, r, p, n, s, _ = (int(x) for x in self._dims())
-            self._upper = [np.empty((size, _N_COLS)) for size in self.level_sizes()[1:]] \
-                if getattr(self, "_upper", None) is None else self._upper
-            self._cells = np.empty((r * p * n * s, 3)) \
-                if getattr(self, "_cells", None) is None else self._cells
+            self._upper = [np.empty((size, _N_COLS)) for size in self.level_sizes()[1:]]
+            self._cells = np.empty((r * p * n * s, 3))
+            self._tree_stale = True
+        if self._tree_stale:
             u = self._upper
             _kernels()._levels_kernel(self._dims(), self.counts_, u[0], u[1], u[2], u[3], u[4],
                                       self._cells)
