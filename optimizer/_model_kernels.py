@@ -33,41 +33,54 @@ _MAX_ANSWER = 0.999
 
 # Rows are handled in chunks, in passes over chunk-sized scratch: validate and
 # compact (leaf id, kind, age), both weights (SIMD), the small ring and handle
-# tables, then a tight scatter-add into the leaf table. The leaf table (tens of MB)
-# is far larger than the caches, so the scatter is bound by cache misses: it
-# prefetches the row _PREFETCH_AHEAD updates ahead (faster here than grouping the
-# chunk by leaf-id block first, which cost an extra pass over the chunk; large
-# NumPy arrays sit on huge pages, so TLB misses are few).
+# tables, then a tight scatter-add into the leaf table. The leaf table (hundreds of MB)
+# is far larger than the caches, so the scatter is bound by cache misses. It prefetches
+# in two steps: a row _PREFETCH_FAR updates ahead into L2 (read), then _PREFETCH_AHEAD
+# updates ahead into L1 for writing. The far step keeps more misses in flight than the
+# L1 fill buffers allow (the update takes ~20% less time than with the near step alone;
+# the far step alone, or as a write prefetch, is slower). Grouping the chunk by leaf-id
+# block first cost an extra pass over the chunk; large NumPy arrays sit on huge pages,
+# so TLB misses are few.
 _CHUNK_ROWS = 1 << 16
 _PREFETCH_AHEAD = 24
+_PREFETCH_FAR = 128
 
 
-@intrinsic
-def _prefetch_row(typingctx, table, row):
-    """Hint the CPU to fetch table[row, 0] for writing (llvm.prefetch); no effect
-    on results."""
-    sig = types.void(table, row)
+def _prefetcher(write, locality):
+    """An intrinsic (table, row) that hints the CPU to fetch table[row, 0] (llvm.prefetch:
+    for writing if `write`; into L1 with `locality` 3, into L2 with 1); no effect on
+    results."""
 
-    def codegen(context, builder, signature, args):
-        aryty = signature.args[0]
-        ary = context.make_array(aryty)(context, builder, args[0])
-        idx = context.cast(builder, args[1], signature.args[1], types.intp)
-        ptr = cgutils.get_item_pointer2(
-            context, builder, ary.data, cgutils.unpack_tuple(builder, ary.shape),
-            cgutils.unpack_tuple(builder, ary.strides), aryty.layout,
-            [idx, context.get_constant(types.intp, 0)],
-        )
-        i8p = ir.IntType(8).as_pointer()
-        i32 = ir.IntType(32)
-        fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
-            "llvm.prefetch.p0",
-        )
-        # rw = 1 (write), locality = 3 (keep in all levels), data cache.
-        builder.call(fn, [builder.bitcast(ptr, i8p), i32(1), i32(3), i32(1)])
-        return context.get_dummy_value()
+    @intrinsic
+    def prefetch(typingctx, table, row):
+        sig = types.void(table, row)
 
-    return sig, codegen
+        def codegen(context, builder, signature, args):
+            aryty = signature.args[0]
+            ary = context.make_array(aryty)(context, builder, args[0])
+            idx = context.cast(builder, args[1], signature.args[1], types.intp)
+            ptr = cgutils.get_item_pointer2(
+                context, builder, ary.data, cgutils.unpack_tuple(builder, ary.shape),
+                cgutils.unpack_tuple(builder, ary.strides), aryty.layout,
+                [idx, context.get_constant(types.intp, 0)],
+            )
+            i8p = ir.IntType(8).as_pointer()
+            i32 = ir.IntType(32)
+            fn = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+                "llvm.prefetch.p0",
+            )
+            # the last argument: 1 = data cache
+            builder.call(fn, [builder.bitcast(ptr, i8p), i32(write), i32(locality), i32(1)])
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return prefetch
+
+
+_prefetch_row = _prefetcher(write=1, locality=3)  # the near step: into L1, for writing
+_prefetch_far = _prefetcher(write=0, locality=1)  # the far step: into L2
 
 
 @njit(cache=True, nogil=True)
@@ -162,6 +175,8 @@ def _update_kernel(
 @njit(cache=True, nogil=True, inline="always")
 def _scatter(leaf, wgt, kind, m, leaves):
     for j in range(m):
+        if j + _PREFETCH_FAR < m:
+            _prefetch_far(leaves, leaf[j + _PREFETCH_FAR])
         if j + _PREFETCH_AHEAD < m:
             _prefetch_row(leaves, leaf[j + _PREFETCH_AHEAD])
         i = leaf[j]
