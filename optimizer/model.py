@@ -257,17 +257,18 @@ class ContactModel:
 
     def _tree(self) -> list[np.ndarray]:
         """Count tables of levels 0-5 (leaf first, 8 columns), upper levels rebuilt if stale;
-        `_cells` (level 1 pooled over carriers) with them."""
+        `_cells` (level 1 pooled over carriers) and `_long1` (its long attempts) with them."""
         self._check_fitted()
         if getattr(self, "_cells", None) is None:  # first use: the buffers, once
             _, r, p, n, s, _ = (int(x) for x in self._dims())
             self._upper = [np.empty((size, _N_COLS)) for size in self.level_sizes()[1:]]
             self._cells = np.empty((r * p * n * s, 3))
+            self._long1 = np.empty(self.level_sizes()[1])
             self._tree_stale = True
         if self._tree_stale:
             u = self._upper
             _kernels()._levels_kernel(self._dims(), self.counts_, u[0], u[1], u[2], u[3], u[4],
-                                      self._cells)
+                                      self._cells, self._long1)
             self._tree_stale = False
         return [self.counts_, *self._upper]
 
@@ -396,8 +397,8 @@ class ContactModel:
         lv = self._tree()
         short, long = self._scales(now_s)
         _kernels()._table_kernel(
-            self._dims(), lv[0], lv[1], lv[2], lv[3], lv[4], lv[5], self._cells, short, long,
-            self._strength(), self._strength(short=True), np.asarray(_ROOT_PRIOR),
+            self._dims(), lv[0], lv[1], lv[2], lv[3], lv[4], lv[5], self._cells, self._long1,
+            short, long, self._strength(), self._strength(short=True), np.asarray(_ROOT_PRIOR),
             flat[0], flat[1], flat[2], self._scratch(), np.empty(0) if var is None else var,
             var is not None,
         )
