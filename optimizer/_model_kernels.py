@@ -31,16 +31,16 @@ _CONTACT = 0
 _MAX_ANSWER = 0.999
 
 
-# Rows are handled in chunks, in passes over chunk-sized scratch: validate and
-# compact (leaf id, kind, age), both weights (SIMD), the small ring and handle
-# tables, then a tight scatter-add into the leaf table. The leaf table (hundreds of MB)
-# is far larger than the caches, so the scatter is bound by cache misses. It prefetches
-# in two steps: a row _PREFETCH_FAR updates ahead into L2 (read), then _PREFETCH_AHEAD
-# updates ahead into L1 for writing. The far step keeps more misses in flight than the
-# L1 fill buffers allow (the update takes ~20% less time than with the near step alone;
-# the far step alone, or as a write prefetch, is slower). Grouping the chunk by leaf-id
-# block first cost an extra pass over the chunk; large NumPy arrays sit on huge pages,
-# so TLB misses are few.
+# Rows are handled in chunks, in passes over chunk-sized scratch: both weights (SIMD);
+# validate, add to the small ring and handle tables and compact (leaf id, kind, weights)
+# in one pass over the columns; then a tight scatter-add into the leaf table. The leaf
+# table (hundreds of MB) is far larger than the caches, so the scatter is bound by cache
+# misses. It prefetches in two steps: a row _PREFETCH_FAR updates ahead into L2 (read),
+# then _PREFETCH_AHEAD updates ahead into L1 for writing. The far step keeps more misses
+# in flight than the L1 fill buffers allow (the update takes ~20% less time than with
+# the near step alone; the far step alone, or as a write prefetch, is slower). Grouping
+# the chunk by leaf-id block first cost an extra pass over the chunk; large NumPy arrays
+# sit on huge pages, so TLB misses are few.
 _CHUNK_ROWS = 1 << 16
 _PREFETCH_AHEAD = 24
 _PREFETCH_FAR = 128
@@ -104,7 +104,6 @@ def _update_kernel(
     rate_l = 1.0 / long_half_life_s
     n_rows = outcome.shape[0]
     chunk = max(min(n_rows, _CHUNK_ROWS), 1)
-    row_of = np.empty(chunk, np.int64)
     leaf = np.empty(chunk, np.int64)
     kind = np.empty(chunk, np.int8)
     dt = np.empty(chunk, np.float64)
@@ -114,7 +113,14 @@ def _update_kernel(
     first_bad = -1
     for lo in range(0, n_rows, chunk):
         hi = min(lo + chunk, n_rows)
-        # 1. validate, and compact the good rows (leaf id, kind, age)
+        # 1. both weights of every row, in a loop the compiler vectorises (a malformed
+        # row's too: cheaper than compacting first; step 2 drops them)
+        for j in range(hi - lo):
+            dt[j] = t_s[lo + j] - t_ref
+        _exp2_scaled(dt, hi - lo, rate, wgt[0], scratch)
+        _exp2_scaled(dt, hi - lo, rate_l, wgt[1], scratch)
+        # 2. validate; the good rows go to the small duration tables while their columns
+        # are loaded, and are compacted (leaf id, kind, weights) for the scatter
         m = 0
         for i in range(lo, hi):
             c = np.int64(carrier[i])
@@ -135,38 +141,32 @@ def _update_kernel(
                     first_bad = i
                 n_bad += 1
                 continue
-            row_of[m] = i
             leaf[m] = ((((c * n_r + r) * n_p + p) * n_n + n) * n_s + s) * n_a + a
             # kind: 0 human, 1 machine, 2 not answered
-            kind[m] = 0 if o < _MACHINE else (1 if o == _MACHINE else 2)
-            dt[m] = t - t_ref
+            k = 0 if o < _MACHINE else (1 if o == _MACHINE else 2)
+            kind[m] = k
+            wl = wgt[1, i - lo]
+            wgt[0, m] = wgt[0, i - lo]  # m <= i - lo: compacting in place
+            wgt[1, m] = wl
             m += 1
-        # 2. both weights, in a loop the compiler vectorises
-        _exp2_scaled(dt, m, rate, wgt[0], scratch)
-        _exp2_scaled(dt, m, rate_l, wgt[1], scratch)
-        # 3. the small duration tables, then the leaf rows
-        for j in range(m):
-            i = row_of[j]
-            wl = wgt[1, j]
-            k = kind[j]
             # Branch-free on purpose: outcomes are unpredictable, selects are cheap.
             rs = np.float64(ring_s[i])
             ok = rs >= 0.0 and rs < np.inf
             wr = wl if ok else 0.0
             rs = rs if ok else 0.0
             wa = wr if k < 2 else 0.0
-            i3 = np.int64(carrier[i]) * n_n + np.int64(network[i])
+            i3 = c * n_n + n
             ring[i3, 0] += wr
             ring[i3, 1] += wr * rs
             ring[i3, 2] += wa
             ring[i3, 3] += wa * rs
             ts = np.float64(talk_s[i])
-            ok = outcome[i] == _CONTACT and ts >= 0.0 and ts < np.inf
+            ok = o == _CONTACT and ts >= 0.0 and ts < np.inf
             wt = wl if ok else 0.0
             ts = ts if ok else 0.0
-            p = np.int64(product[i])
             handle[p, 0] += wt
             handle[p, 1] += wt * ts
+        # 3. the leaf rows
         _scatter(leaf, wgt, kind, m, leaves)
     bad[0] = n_bad
     bad[1] = first_bad
