@@ -129,12 +129,12 @@ def _update_kernel(
             n = np.int64(network[i])
             s = np.int64(slot[i])
             a = np.int64(bucket[i])
-            o = outcome[i]
+            o = np.int64(outcome[i])
             t = t_s[i]
             if (
-                c < 0 or c >= n_c or r < 0 or r >= n_r or p < 0 or p >= n_p
-                or n < 0 or n >= n_n or s < 0 or s >= n_s or a < 0 or a >= n_a
-                or o < 0 or o >= _N_OUTCOMES or not (t <= t_max)  # also rejects NaN
+                _outside(c, n_c) or _outside(r, n_r) or _outside(p, n_p)
+                or _outside(n, n_n) or _outside(s, n_s) or _outside(a, n_a)
+                or _outside(o, _N_OUTCOMES) or not (t <= t_max)  # also rejects NaN
                 or not np.isfinite(t)
             ):
                 if first_bad < 0:
@@ -170,6 +170,13 @@ def _update_kernel(
         _scatter(leaf, wgt, kind, m, leaves)
     bad[0] = n_bad
     bad[1] = first_bad
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _outside(x, size):
+    """x < 0 or x >= size (size > 0, x int64), in one unsigned compare: fewer
+    instructions in the update's validation, which is bound by them."""
+    return np.uint64(x) >= np.uint64(size)
 
 
 @njit(cache=True, nogil=True, inline="always")
