@@ -39,6 +39,7 @@ __all__ = [
     "check_allocation",
     "diagnose",
     "live_split",
+    "objective_mxn",
     "plan_day",
     "solve",
     "to_message",
@@ -88,6 +89,9 @@ class AllocationData:
     budget_mxn: float = math.inf  # telecom budget for the rest of the day
     cost_weight: float = 1.0  # contact-value MXN per telecom MXN above a cell's cheapest route
     start: datetime | None = None  # UTC start of slot 0
+    # (C,R,P,S) the rates the objective values contacts at, when not p_human: a draw from the
+    # estimates' posterior (the constraints, and the checker, keep p_human).
+    p_value: F64 | None = None
 
     def __post_init__(self) -> None:
         f = lambda name: np.ascontiguousarray(getattr(self, name), dtype=np.float64)
@@ -116,8 +120,9 @@ class AllocationData:
             v = getattr(self, name)
             arr = default if v is None else np.ascontiguousarray(v, dtype=default.dtype)
             object.__setattr__(self, name, arr)
-        if self.supply_per_slot is not None:
-            object.__setattr__(self, "supply_per_slot", f("supply_per_slot"))
+        for name in ("supply_per_slot", "p_value"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, f(name))
         if self.handle_s.shape == (n_p,):
             object.__setattr__(self, "handle_s", np.broadcast_to(self.handle_s, (n_r, n_p)).copy())
         shapes = {
@@ -139,6 +144,8 @@ class AllocationData:
         }
         if self.supply_per_slot is not None:
             shapes["supply_per_slot"] = (n_r, n_p, n_s)
+        if self.p_value is not None:
+            shapes["p_value"] = (n_c, n_r, n_p, n_s)
         for name, shape in shapes.items():
             got = getattr(self, name).shape
             if got != shape:
@@ -297,13 +304,14 @@ def _problem(data: AllocationData) -> _Problem:
     n_c, n_r, n_p, n_s = data.shape
     k = n_r * n_p
     ph = data.p_human.reshape(n_c, k, n_s)
+    pv = ph if data.p_value is None else data.p_value.reshape(n_c, k, n_s)
     cost = data.cost_per_attempt_mxn.reshape(n_c, k, n_s)
     value = np.broadcast_to(data.value_mxn, (n_r, n_p)).reshape(k)
     handle = data.handle_s.reshape(k)
     cps = np.where(data.enabled, np.minimum(data.cps, data.cap_cps), 0.0)
     chan = np.where(data.enabled, data.channels, 0.0)
     return _Problem(
-        profit=ph * value[None, :, None] - data.priced_cost.reshape(n_c, k, n_s),
+        profit=pv * value[None, :, None] - data.priced_cost.reshape(n_c, k, n_s),
         cost=cost,
         hold=data.hold_s.reshape(n_c, k, n_s),
         agent_coef=ph * handle[None, :, None],
@@ -665,6 +673,11 @@ def _relax(data: AllocationData, names: Sequence[str]) -> AllocationData:
 # ----------------------------------------------------------------------------- fast path
 
 
+def objective_mxn(data: AllocationData, x: F64) -> float:
+    """Σ (p_human·value − priced cost)·x: what `x` earns, valued at `data`'s rates."""
+    return float((_problem(data).profit.ravel() * np.asarray(x, float).ravel()).sum())
+
+
 def _segments(data: AllocationData) -> tuple[NDArray[np.int64], NDArray[np.int64], F64]:
     """Group identical (region, product) segments.
 
@@ -686,6 +699,8 @@ def _segments(data: AllocationData) -> tuple[NDArray[np.int64], NDArray[np.int64
         np.repeat(data.callable, n_p, axis=0).astype(float),
         np.moveaxis(data.coverage_crp(), 0, -1).reshape(k, n_c).astype(float),
     ]
+    if data.p_value is not None:
+        parts.append(seg(data.p_value))
     if data.supply_per_slot is not None:
         parts += [data.supply.reshape(k, 1), data.supply_per_slot.reshape(k, n_s)]
     else:

@@ -27,9 +27,10 @@ from optimizer.allocate import (
     AllocationResult,
     check_allocation,
     live_split,
+    objective_mxn,
     plan_day,
 )
-from optimizer.budget import DailyBudget
+from optimizer.budget import DailyBudget, projected_cost_mxn
 
 F64 = NDArray[np.float64]
 N_HOURS = 24
@@ -293,10 +294,16 @@ class Planner:
         return self.plan is None or now_s - self.tried_at_s >= self.replan_s
 
     def replan(self, now_s: float, p_human_hour: F64, p_machine_hour: F64, supply: F64,
-               budget: DailyBudget | None = None, **kw) -> AllocationResult:
+               budget: DailyBudget | None = None, draws: F64 | None = None,
+               **kw) -> AllocationResult:
         """Solve the rest of the day (warm from the previous plan); keep it if it checks.
 
         With a `budget`, telecom cost is priced so that the rest of the day fits what is left.
+        With `draws` (K, C, N), factors on each route's (carrier × network) rates drawn from
+        the estimates' noise, the plan is the mean of the K plans that value contacts at the
+        drawn rates, each under the same constraints (so the mean meets them too): a cell
+        whose routes are within noise of each other is split between them about as often as
+        each may be the best, rather than given whole to whichever reads a hair higher now.
         """
         data = build_data(self.frame, now_s, p_human_hour, p_machine_hour, supply,
                           slot_s=self.slot_s, times=self.times, **kw)
@@ -307,6 +314,12 @@ class Planner:
 
         priced = None if budget is None else budget.fit(now_s, data, solve)
         result, data = (solve(data), data) if priced is None else (priced.result, priced.data)
+        if draws is not None and len(draws) and result.status.usable:
+            result = self._mean_of_draws(data, result, draws)
+            if priced is not None:  # the projection follows the plan put in force
+                per_slot = projected_cost_mxn(data, result)
+                priced = priced._replace(result=result, per_slot=per_slot, cost=priced.cost
+                                         * per_slot.sum() / max(priced.per_slot.sum(), 1e-12))
         self.statuses.append(result.status.value)
         bad = check_allocation(data, result) if result.status.usable else [result.message]
         if bad:  # never publish what the checker rejects: keep the last good plan, on its clock
@@ -320,6 +333,21 @@ class Planner:
         self.tried_at_s = now_s
         self.n_plans += 1
         return result
+
+    def _mean_of_draws(self, data: AllocationData, result: AllocationResult,
+                       draws: F64) -> AllocationResult:
+        n_q = data.shape[2]
+        xs = []
+        for f in np.asarray(draws, float):  # (C, N) -> (C, Q): networks vary fastest in Q
+            factor = np.tile(f, (1, n_q // f.shape[1]))[:, None, :, None]
+            r = plan_day(data.replace(p_value=data.p_human * factor), previous=result,
+                         time_limit_s=self.time_limit_s)
+            if r.status.usable:
+                xs.append(r.x)
+        if not xs:
+            return result
+        x = np.mean(xs, axis=0)
+        return dataclasses.replace(result, x=x, objective_mxn=objective_mxn(data, x), columns=None)
 
     def expected_future_attempts(self, now_s: float) -> float | None:
         """The current plan's attempts from `now_s` to the end of the day."""

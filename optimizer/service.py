@@ -155,6 +155,7 @@ class AllocationLoop:
             enabled=dialer.enabled.copy(), done_per_carrier=done,
             expected_future_attempts=pl.expected_future_attempts(now_s),
             queued=queued, attempts_per_agent_s=rate, budget=self.budget,
+            draws=self.route_draws(now_s),
         )
         if pl.plan is result:  # the rates of the plan in use, for the drift check
             self._ph_planned = ph
@@ -197,6 +198,10 @@ class AllocationLoop:
         """(C, N) factor the planned rates carry over the estimates (None: none)."""
         return None
 
+    def route_draws(self, now_s: float) -> np.ndarray | None:
+        """(K, C, N) factors on the routes' rates for the plan to average over (None: none)."""
+        return None
+
     def estimates_now(self, now_s, dialer) -> np.ndarray:
         """(C, R, Q) p_human at each region's local hour now (for the live split)."""
         return self._at_hour(self.estimates(now_s, dialer)[0], now_s)
@@ -222,6 +227,9 @@ class LearningLoop(AllocationLoop):
 
     Every batch is scored against the model's prediction before it is learnt (a per-carrier
     CUSUM of the residuals); an alarm re-plans at once. Thin routes keep a probe share.
+    Each plan is the mean of `plan_draws` plans at route rates drawn within their noise, so
+    routes the estimates cannot yet tell apart share a cell, and the carriers' planned shares
+    do not swing from one re-plan to the next on noise alone.
 
     The model starts from `model` when given (restored from a checkpoint, see
     `optimizer.checkpoint`; its counts are kept and the hyper-parameters here replace
@@ -238,6 +246,7 @@ class LearningLoop(AllocationLoop):
                  min_replan_gap_s: float = 300.0, optimism: float = 1.0,
                  probe_attempts: float = 200.0,
                  probe_share: float = 0.05, explore_near: float = 0.8, seed: int = 0,
+                 plan_draws: int = 4, draw_sd_max: float = 0.05,
                  model: ContactModel | None = None, **kw) -> None:
         super().__init__(frame, t0_unix, region, product, network, **kw)
         n_c = self.frame.shape[0]
@@ -263,6 +272,9 @@ class LearningLoop(AllocationLoop):
         self.optimism = optimism
         self.probe_share = probe_share
         self.explore_near = explore_near
+        self.plan_draws = plan_draws
+        self.draw_sd_max = draw_sd_max
+        self._draw_rng = np.random.default_rng([seed, 7])
         self._bucket_mix: np.ndarray | None = None  # (R,P,N,A) of the last full estimate
         self.alarms: list[tuple[float, int, float]] = []  # (now_s, carrier, rate ratio)
         if model is None and history:
@@ -427,6 +439,22 @@ class LearningLoop(AllocationLoop):
         humans = self.model.decayed_counts(3, self.t0_unix + now_s)[:, 2]
         bonus = np.where(self.outclassed(now_s), 1.0, 1.0 + self.optimism / np.sqrt(humans + 1.0))
         return bonus.reshape(n_c, n_n)
+
+
+    def route_draws(self, now_s):
+        """Each route's rate drawn `plan_draws` times within its noise: a lognormal factor
+        of relative sd 1/sqrt(recent human answers + 1), the noise of the bonus above, at
+        most `draw_sd_max`. The draws split near ties between measured routes; a thin
+        route's exploration is the bonus's (drawn at its full noise, a recovered route
+        won back a share of cells, not the cells: a return took 48 min instead of 5)."""
+        if self.plan_draws <= 0:
+            return None
+        n_c, _, _, n_n = self.frame.shape
+        humans = self.model.decayed_counts(3, self.t0_unix + now_s)[:, 2]
+        sd = np.where(self.outclassed(now_s), 0.0,
+                      np.minimum(1.0 / np.sqrt(humans + 1.0), self.draw_sd_max))
+        z = self._draw_rng.standard_normal((self.plan_draws, sd.size))
+        return np.exp(sd * z - 0.5 * sd**2).reshape(self.plan_draws, n_c, n_n)
 
 
 def auto_half_life_s(frame: DayFrame, attempts: float = 5000.0, lo: float = 600.0,

@@ -73,6 +73,30 @@ def test_planner_shares_sum_to_one_over_allowed_carriers(small):
     assert (w[allowed.transpose(1, 2, 0)] > 0).all()  # every route stays measured
 
 
+def test_routes_within_noise_share_the_plan_and_a_clear_winner_keeps_it(small):
+    """With draws, the plan is the mean of plans at drawn rates: two routes 1 % apart with 5 %
+    noise each carry part of the traffic; one 50 % better takes it all, as without draws."""
+    frame = _frame(small)
+    n_c, n_r, n_p, n_n = frame.shape
+    supply = np.full((n_r, n_p * n_n), 20.0)
+    a, b = (small.operation.carrier_index(name) for name in ("midtier-a", "midtier-b"))
+    rng = np.random.default_rng(0)
+
+    def share_b(p_b, sd=None):
+        ph = np.full((n_c, n_r, n_p, n_n, N_HOURS), 0.05)
+        ph[a], ph[b] = 0.10, p_b
+        draws = None if sd is None else np.exp(sd * rng.standard_normal((16, n_c, n_n)))
+        pl = Planner(frame)
+        result = pl.replan(0.0, ph, 0.2 * (1 - ph), supply, draws=draws)
+        assert pl.plan is result and pl.problems == []  # the mean passed the checker
+        per_c = result.x.sum(axis=(1, 2, 3))
+        return per_c[b] / (per_c[a] + per_c[b])
+
+    assert share_b(0.101) == pytest.approx(1.0)  # a point estimate: winner takes all
+    assert 0.2 < share_b(0.101, sd=0.05) < 0.8
+    assert share_b(0.15, sd=0.02) == pytest.approx(1.0)
+
+
 def test_a_rejected_replan_keeps_the_plan_in_force_on_its_own_clock(small, monkeypatch):
     frame = _frame(small)
     n_c, n_r, n_p, n_n = frame.shape
