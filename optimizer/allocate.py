@@ -13,8 +13,10 @@ import dataclasses
 import enum
 import functools
 import math
+import os
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -41,6 +43,7 @@ __all__ = [
     "live_split",
     "objective_mxn",
     "plan_day",
+    "plan_over_draws",
     "solve",
     "to_message",
 ]
@@ -1012,6 +1015,31 @@ def plan_day(
         return result
     except Exception as exc:  # the 3 a.m. rule: a named status, never an exception
         return _fallback(data, previous, AllocationStatus.ERROR, f"{type(exc).__name__}: {exc}")
+
+
+def plan_over_draws(
+    data: AllocationData,
+    result: AllocationResult,
+    factors: F64,
+    time_limit_s: float = 10.0,
+) -> AllocationResult:
+    """The mean of the plans that value contacts at ``p_human × factors[k]`` for each draw k
+    (`factors` (K, ...) broadcasts to (C,R,P,S)), under `data`'s constraints, each warm from
+    `result` (the plan at `p_human`). The constraints are the same in every plan, so their
+    mean meets them too. `result` comes back when no draw solves. The draws are solved on
+    up to one thread per core: GLOP runs without the GIL, and each solve is deterministic."""
+
+    def solve(f: F64) -> AllocationResult:
+        return plan_day(data.replace(p_value=data.p_human * f), previous=result,
+                        time_limit_s=time_limit_s)
+
+    factors = np.asarray(factors, float)
+    with ThreadPoolExecutor(max(1, min(len(factors), os.cpu_count() or 1))) as pool:
+        xs = [r.x for r in pool.map(solve, factors) if r.status.usable]
+    if not xs:
+        return result
+    x = np.mean(xs, axis=0)
+    return dataclasses.replace(result, x=x, objective_mxn=objective_mxn(data, x), columns=None)
 
 
 def _fallback(

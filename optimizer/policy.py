@@ -27,8 +27,8 @@ from optimizer.allocate import (
     AllocationResult,
     check_allocation,
     live_split,
-    objective_mxn,
     plan_day,
+    plan_over_draws,
 )
 from optimizer.budget import DailyBudget, projected_cost_mxn
 
@@ -336,18 +336,10 @@ class Planner:
 
     def _mean_of_draws(self, data: AllocationData, result: AllocationResult,
                        draws: F64) -> AllocationResult:
+        draws = np.asarray(draws, float)  # (K, C, N) -> (K, C, 1, Q, 1): networks vary fastest
         n_q = data.shape[2]
-        xs = []
-        for f in np.asarray(draws, float):  # (C, N) -> (C, Q): networks vary fastest in Q
-            factor = np.tile(f, (1, n_q // f.shape[1]))[:, None, :, None]
-            r = plan_day(data.replace(p_value=data.p_human * factor), previous=result,
-                         time_limit_s=self.time_limit_s)
-            if r.status.usable:
-                xs.append(r.x)
-        if not xs:
-            return result
-        x = np.mean(xs, axis=0)
-        return dataclasses.replace(result, x=x, objective_mxn=objective_mxn(data, x), columns=None)
+        factors = np.tile(draws, (1, 1, n_q // draws.shape[2]))[:, :, None, :, None]
+        return plan_over_draws(data, result, factors, time_limit_s=self.time_limit_s)
 
     def expected_future_attempts(self, now_s: float) -> float | None:
         """The current plan's attempts from `now_s` to the end of the day."""

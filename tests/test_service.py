@@ -190,6 +190,31 @@ def test_a_route_history_knows_to_be_outclassed_is_neither_probed_nor_planned_op
     assert (probe[c_drop] == loop.probe_share).all()
     bonus = loop.optimism_factor(now)
     assert (bonus[c_bad] == 1.0).all() and (bonus[c_drop] > 1.0).all()
+    draws = loop.route_draws(now)  # (K, C, N): the plan's draws leave it out too
+    assert (draws[:, c_bad] == 1.0).all() and (draws[:, c_drop] != 1.0).all()
+
+
+def test_the_plans_draws_spread_each_route_by_its_noise_up_to_the_cap(small):
+    frame, leads, _, rng = _floor(small, 13)
+    t0_unix = frame.start_utc.timestamp()
+    loop = LearningLoop(frame, t0_unix, leads.region, leads.product, leads.network,
+                        plan_draws=2000)
+    rate = np.full(frame.shape[0], 0.30)
+    for _ in range(10):
+        batch, _, _ = _outcomes(frame, t0_unix, EPOCH_S, rng, rate)
+        loop.model.partial_fit(batch, t0_unix + EPOCH_S)
+    now = EPOCH_S
+    n_c, n_n = frame.shape[0], frame.shape[3]
+    humans = loop.model.decayed_counts(3, t0_unix + now)[:, 2].reshape(n_c, n_n)
+    sd = np.minimum(1.0 / np.sqrt(humans + 1.0), loop.draw_sd_max)
+    routes = frame.coverage.any(axis=1)  # (C, N) routes with traffic
+    # Routes into few regions have few answers: their noise is wide, drawn at the cap.
+    assert (sd[routes] == loop.draw_sd_max).any() and (sd[routes] < loop.draw_sd_max).any()
+    log_f = np.log(loop.route_draws(now))
+    np.testing.assert_allclose(log_f.std(axis=0)[routes], sd[routes], rtol=0.1)
+    np.testing.assert_allclose(np.exp(log_f).mean(axis=0)[routes], 1.0, atol=0.01)  # unbiased
+    off = LearningLoop(frame, t0_unix, leads.region, leads.product, leads.network, plan_draws=0)
+    assert off.route_draws(now) is None
 
 
 def test_answers_are_watched_and_learnt_as_they_come_and_talk_times_at_the_hang_up(small):
