@@ -318,8 +318,8 @@ class Planner:
             result = self._mean_of_draws(data, result, draws)
             if priced is not None:  # the projection follows the plan put in force
                 per_slot = projected_cost_mxn(data, result)
-                priced = priced._replace(result=result, per_slot=per_slot, cost=priced.cost
-                                         * per_slot.sum() / max(priced.per_slot.sum(), 1e-12))
+                cost = priced.cost * per_slot.sum() / max(priced.per_slot.sum(), 1e-12)
+                priced = priced._replace(result=result, per_slot=per_slot, cost=float(cost))
         self.statuses.append(result.status.value)
         bad = check_allocation(data, result) if result.status.usable else [result.message]
         if bad:  # never publish what the checker rejects: keep the last good plan, on its clock
