@@ -312,8 +312,7 @@ class Planner:
         def solve(d: AllocationData) -> AllocationResult:
             r = plan_day(d, previous=previous, time_limit_s=self.time_limit_s)
             if draws is not None and len(draws) and r.status.usable:
-                # Inside the budget's fit: its price must fit the plan put in force (fitted
-                # on the plan at the estimates, the mean spent 6 % under a tight budget).
+                # Inside the budget's fit: its price must fit the plan put in force.
                 r = self._mean_of_draws(d, r, draws)
             return r
 

@@ -9,7 +9,7 @@ from configs import load_scenario
 from configs.scenario import Incident, PolicySpec
 from optimizer import policy
 from optimizer.allocate import check_allocation, plan_day
-from optimizer.budget import DailyBudget
+from optimizer.budget import DailyBudget, projected_cost_mxn
 from optimizer.model import ContactModel
 from optimizer.policy import N_HOURS, Planner, build_data, day_frame, lead_segments
 from sim import kpis
@@ -95,6 +95,20 @@ def test_routes_within_noise_share_the_plan_and_a_clear_winner_keeps_it(small):
     assert share_b(0.101) == pytest.approx(1.0)  # a point estimate: winner takes all
     assert 0.2 < share_b(0.101, sd=0.05) < 0.8
     assert share_b(0.15, sd=0.02) == pytest.approx(1.0)
+
+
+def test_a_budget_projects_the_plan_in_force_the_mean_over_draws(small):
+    frame = _frame(small)
+    n_c, n_r, n_p, n_n = frame.shape
+    ph = np.full((n_c, n_r, n_p, n_n, N_HOURS), 0.1)
+    supply = np.full((n_r, n_p * n_n), 100.0)
+    draws = np.exp(0.05 * np.random.default_rng(3).standard_normal((4, n_c, n_n)))
+    pl, budget = Planner(frame), DailyBudget(1e9)
+    plain = Planner(frame).replan(0.0, ph, 0.2 * (1 - ph), supply, budget=DailyBudget(1e9))
+    pl.replan(0.0, ph, 0.2 * (1 - ph), supply, budget=budget, draws=draws)
+    assert not np.allclose(pl.plan.x, plain.x)  # the mean, not the plan at the estimates
+    projected = budget.calibration * projected_cost_mxn(pl.data, pl.plan).sum()
+    assert budget.projected_mxn == pytest.approx(budget.spent_mxn + projected, rel=1e-12)
 
 
 def test_a_rejected_replan_keeps_the_plan_in_force_on_its_own_clock(small, monkeypatch):
@@ -226,9 +240,9 @@ def drift_days():
 
 @pytest.mark.slow
 def test_share_halves_within_10_min_of_an_answer_rate_halving(drift_days):
-    # The quality target, on every seed (5-6 min over seeds 1-5; 5-10 min for the shipped
-    # tier1-mx halving). The carrier must carry real traffic before (25-44 % of the
-    # attempts over seeds 1-5).
+    # The quality target, on every seed (5-8 min over seeds 1-5; 5-9 min for the shipped
+    # tier1-mx halving over seeds 1-10). The carrier must carry real traffic before (28-45 %
+    # of the attempts over seeds 1-5).
     halved = [d["halved_after_min"] for d in drift_days]
     assert all(d["before"] > 0.15 for d in drift_days)
     assert max(halved) <= 10, halved
@@ -236,7 +250,7 @@ def test_share_halves_within_10_min_of_an_answer_rate_halving(drift_days):
 
 @pytest.mark.slow
 def test_traffic_returns_within_30_min_of_the_recovery(drift_days):
-    # 15.2 ± 7.9 min over seeds 1-5 (none above 25): a dropped route's short-term
+    # 5-21 min over seeds 1-5 (21, 7, 11, 5, 15): a dropped route's short-term
     # correction returns to its parents' as its recent attempts decay, and it is probed
     # and planned at its upper bound meanwhile (its long memory keeps it a good route).
     back = [d["back_after_min"] for d in drift_days]
