@@ -677,7 +677,8 @@ def _relax(data: AllocationData, names: Sequence[str]) -> AllocationData:
 
 
 def objective_mxn(data: AllocationData, x: F64) -> float:
-    """Σ (p_human·value − priced cost)·x: what `x` earns, valued at `data`'s rates."""
+    """Σ (p·value − priced cost)·x: what `x` earns at the objective's rates p (`p_value` when
+    set, else `p_human`)."""
     return float((_problem(data).profit.ravel() * np.asarray(x, float).ravel()).sum())
 
 

@@ -230,9 +230,9 @@ class LearningLoop(AllocationLoop):
 
     Every batch is scored against the model's prediction before it is learnt (a per-carrier
     CUSUM of the residuals); an alarm re-plans at once. Thin routes keep a probe share.
-    Each plan is the mean of `plan_draws` plans at route rates drawn within their noise, so
-    routes the estimates cannot yet tell apart share a cell, and the carriers' planned shares
-    do not swing from one re-plan to the next on noise alone.
+    Without a daily budget, each plan is the mean of `plan_draws` plans at route rates drawn
+    within their noise, so routes the estimates cannot yet tell apart share a cell, and the
+    carriers' planned shares swing less from one re-plan to the next on noise alone.
 
     The model starts from `model` when given (restored from a checkpoint, see
     `optimizer.checkpoint`; its counts are kept and the hyper-parameters here replace
