@@ -432,6 +432,12 @@ class LearningLoop(AllocationLoop):
             ph = np.minimum(ph * bonus[:, None, None, :, None], 1.0)
         return ph, (pm * wts).sum(axis=-1), talk
 
+    def _route_noise(self, now_s: float) -> np.ndarray:
+        """(C*N,) relative noise of each route's (carrier × network) current estimate,
+        1/sqrt(recent human answers + 1); 0 for outclassed routes, never explored."""
+        humans = self.model.decayed_counts(3, self.t0_unix + now_s)[:, 2]
+        return np.where(self.outclassed(now_s), 0.0, 1.0 / np.sqrt(humans + 1.0))
+
     def optimism_factor(self, now_s):
         """Optimism in the face of uncertainty, per route (carrier × network): a route
         measured only by probe traffic is planned at its upper bound, so one that has
@@ -439,23 +445,18 @@ class LearningLoop(AllocationLoop):
         if self.optimism <= 0:
             return None
         n_c, _, _, n_n = self.frame.shape
-        humans = self.model.decayed_counts(3, self.t0_unix + now_s)[:, 2]
-        bonus = np.where(self.outclassed(now_s), 1.0, 1.0 + self.optimism / np.sqrt(humans + 1.0))
-        return bonus.reshape(n_c, n_n)
-
+        return (1.0 + self.optimism * self._route_noise(now_s)).reshape(n_c, n_n)
 
     def route_draws(self, now_s):
         """Each route's rate drawn `plan_draws` times within its noise: a lognormal factor
-        of relative sd 1/sqrt(recent human answers + 1), the noise of the bonus above, at
-        most `draw_sd_max`. The draws split near ties between measured routes; a thin
-        route's exploration is the bonus's (drawn at its full noise, a recovered route
-        won back a share of cells, not the cells: a return took 48 min instead of 5)."""
+        of relative sd the route's noise (as for the bonus above), at most `draw_sd_max`.
+        The draws split near ties between measured routes; a thin route's exploration is
+        the bonus's (drawn at its full noise, a recovered route won back a share of cells,
+        not the cells: a return took 48 min instead of 5)."""
         if self.plan_draws <= 0:
             return None
         n_c, _, _, n_n = self.frame.shape
-        humans = self.model.decayed_counts(3, self.t0_unix + now_s)[:, 2]
-        sd = np.where(self.outclassed(now_s), 0.0,
-                      np.minimum(1.0 / np.sqrt(humans + 1.0), self.draw_sd_max))
+        sd = np.minimum(self._route_noise(now_s), self.draw_sd_max)
         z = self._draw_rng.standard_normal((self.plan_draws, sd.size))
         return np.exp(sd * z - 0.5 * sd**2).reshape(self.plan_draws, n_c, n_n)
 
