@@ -2,6 +2,7 @@
 
     PYTHONPATH=. python benchmarks/quality_optimizer.py configs/scenarios/small.yaml --seeds 5
     PYTHONPATH=. python benchmarks/quality_optimizer.py SCENARIO --pacing predictive --leads value
+    PYTHONPATH=. python benchmarks/quality_optimizer.py SCENARIO --seeds 5 --first-seed 6
 
 Every routing runs on the same seeds (common random numbers) at the same pacing and lead
 order (default adaptive and oldest: routing is the only difference; `--pacing predictive
@@ -48,6 +49,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("scenario", type=Path)
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--first-seed", type=int, default=1)
     ap.add_argument("--history-days", type=int, default=7)
     ap.add_argument("--history-routing", default="static")
     ap.add_argument("--pacing", default="adaptive")
@@ -60,7 +62,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, help="also write the raw per-seed KPIs here")
     args = ap.parse_args(argv)
     sc = load_scenario(args.scenario)
-    seeds = list(range(1, args.seeds + 1))
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     budget_of = args.budget_of or ["cheapest", "round_robin"]
     rows: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
