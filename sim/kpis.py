@@ -24,6 +24,12 @@ def _ratio(a, b) -> float:
     return float(a) / float(b) if b else 0.0
 
 
+# The log keeps durations in float32, a few microseconds of rounding on a day's clock: times
+# rebuilt from them are compared with this tolerance, so that a call ending on the tick the
+# next one starts (the dialer freed its channel first) is not read as an overlap.
+CLOCK_TOLERANCE_S = 1e-3
+
+
 def attempt_end_s(log) -> np.ndarray:
     return log.t_start + log.ring_s.astype(float) + log.conn_s.astype(float)
 
@@ -74,7 +80,7 @@ def violations(rec: DayRecord) -> dict[str, int]:
     prev, nxt = order[:-1][same], order[1:][same]
     gap_needed = hopper.rules_from(campaign.retry)[hopper.R_GAP + log.outcome[prev].astype(int)]
     gap = log.t_start[nxt] - attempt_end_s(log)[prev]
-    out["retry_gap"] = int((gap < gap_needed - 1e-6).sum())
+    out["retry_gap"] = int((gap < gap_needed - CLOCK_TOLERANCE_S).sum())
 
     # Carrier limits: concurrent channels and launches within any 1-s window.
     chan_bad = cps_bad = 0
@@ -83,7 +89,7 @@ def violations(rec: DayRecord) -> dict[str, int]:
         on = log.carrier == c
         if not on.any():
             continue
-        t = np.concatenate([log.t_start[on], end[on]])
+        t = np.concatenate([log.t_start[on], end[on] - CLOCK_TOLERANCE_S])
         d = np.concatenate([np.ones(on.sum()), -np.ones(on.sum())])
         o = np.lexsort((d, t))  # ends before starts at equal times
         chan_bad += int(np.cumsum(d[o]).max() > carrier.channels)

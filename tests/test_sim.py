@@ -462,6 +462,25 @@ def test_violation_checker_catches_too_many_channels(small_day, clean_leads):
     _only("carrier_channels", 1, besides=["contract_share"])(_violations_of(small_day, rows))
 
 
+def test_a_call_ending_as_the_next_starts_is_no_overlap_after_float32_rounding(
+        small_day, clean_leads):
+    """A full trunk: a call ends at 20 889 s and the next starts then (the dialer freed the
+    channel first). Its logged float32 durations add up to 2 µs later, which is no breach;
+    a real overlap of a tenth of a second is."""
+    op = small_day.scenario.operation
+    c = op.carrier_index("regional-norte")
+    n = op.carriers[c].channels
+    hold = [{"lead": lead, "carrier": c, "t_start": 20_000.0, "ring_s": 5.0, "conn_s": 2000.0,
+             "outcome": CONTACT, "agent": 0} for lead in clean_leads[: n - 1]]
+    ending = {"lead": clean_leads[n], "carrier": c, "t_start": 20_752.0, "ring_s": 7.50358772277832,
+              "conn_s": 129.4964141845703, "outcome": CONTACT, "agent": 1}
+    assert kpis.attempt_end_s(_hand_log([ending]))[0] > 20_889.0  # the rounding
+    for start, breaches in ((20_889.0, 0), (20_888.9, 1)):
+        nxt = {"lead": clean_leads[n + 1], "carrier": c, "t_start": start}
+        v = _violations_of(small_day, [*hold, ending, nxt])
+        assert v["carrier_channels"] == breaches, v
+
+
 def test_violation_checker_catches_a_cps_burst(small_day, clean_leads):
     op = small_day.scenario.operation
     c = op.carrier_index("regional-norte")
