@@ -66,6 +66,7 @@ class Priced(NamedTuple):
     cost: float  # projected rest of the day, calibrated
     fits: bool
     per_slot: np.ndarray  # uncalibrated projection per slot
+    draw_ratio: float = 1.0  # the budget's running ratio once this plan is committed
 
 
 @dataclass
@@ -92,6 +93,11 @@ class DailyBudget:
     tolerance: float = 0.02
     max_solves: int = 6
     projected_mxn: float = math.nan  # spent + the last plan's projected rest of the day
+    # What the mean over draws projects against the plan at the estimates it came from, at
+    # the same price (running mean): the fit prices the plan at the estimates as that share
+    # of its own cost, so that the mean put in force is what fits.
+    draw_ratio: float = 1.0
+    draw_ratio_memory: float = 0.5
     n_fits: int = 0  # plans committed
     calibration_half_life_s: float = 7200.0
     # Decayed sums of what was spent and what the plans in force projected for the same time.
@@ -157,7 +163,7 @@ class DailyBudget:
             if not r.status.usable:
                 break
             per_slot = projected_cost_mxn(d, r)
-            cost = k * float(per_slot.sum())
+            cost = k * self.draw_ratio * float(per_slot.sum())
             fits = cost <= left * (1.0 + self.tolerance)
             if i == 0 and abs(cost - left) <= self.near * max(left, 0.0):
                 # Near the mark: a small correction, so forecast noise does not swing routes.
@@ -166,7 +172,7 @@ class DailyBudget:
             # The fitting plan at the lowest price (the most contacts), else the cheapest plan.
             if best is None or (fits and (not best.fits or w < best.weight)) \
                     or (not fits and not best.fits and cost < best.cost):
-                best = Priced(now_s, w, r, d, cost, fits, per_slot)
+                best = Priced(now_s, w, r, d, cost, fits, per_slot, self.draw_ratio)
             if fits and (cost >= left * (1.0 - self.tolerance) or w <= w_min):
                 break  # tight enough, or as cheap a price as this plan may take
             if not fits and w >= w_max:
@@ -183,13 +189,30 @@ class DailyBudget:
             else:
                 w = min(w * 4.0, w_max)
         if best is None:  # no usable plan: nothing to commit
-            return Priced(now_s, self.weight, r, d, math.nan, False, np.zeros(d.shape[3]))
+            return Priced(now_s, self.weight, r, d, math.nan, False, np.zeros(d.shape[3]),
+                          self.draw_ratio)
         return best
+
+    def averaged(self, priced: Priced, mean: AllocationResult) -> Priced:
+        """`priced` with the mean over draws at its price in place of its plan (the plan the
+        caller puts in force), projected on its own; the running ratio of the two
+        projections moves towards this one's (it takes effect when committed)."""
+        per_slot = projected_cost_mxn(priced.data, mean)
+        cost = self.calibration * float(per_slot.sum())
+        base = float(priced.per_slot.sum())
+        ratio = float(per_slot.sum()) / base if base > 0 else 1.0
+        m = self.draw_ratio_memory
+        return priced._replace(
+            result=mean, per_slot=per_slot, cost=cost,
+            fits=cost <= self.left_mxn * (1.0 + self.tolerance),
+            draw_ratio=float(np.clip(m * self.draw_ratio + (1 - m) * ratio, 0.5, 2.0)),
+        )
 
     def commit(self, priced: Priced) -> None:
         """`priced` is the plan in force from now on: take its price and projection."""
         self.n_fits += 1
         self.weight = priced.weight
+        self.draw_ratio = priced.draw_ratio
         self.projected_mxn = self.spent_mxn + priced.cost
         self._in_force = (priced.at_s, priced.data.slot_s, priced.per_slot)
         self._counted = (priced.at_s, self.spent_mxn)

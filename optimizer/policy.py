@@ -304,20 +304,30 @@ class Planner:
         drawn rates, each under the same constraints (so the mean meets them too): a cell
         whose routes are within noise of each other is split between them about as often as
         each may be the best, rather than given whole to whichever reads a hair higher now.
+        With both, the price is fitted on the plan at the estimates (the mean would take K
+        more solves at every price tried), scaled by what the means cost against it before
+        (`DailyBudget.averaged`), and the mean at that price is put in force.
         """
         data = build_data(self.frame, now_s, p_human_hour, p_machine_hour, supply,
                           slot_s=self.slot_s, times=self.times, **kw)
         previous = self.plan if self.plan is not None and self.plan.x.shape == data.shape else None
 
         def solve(d: AllocationData) -> AllocationResult:
-            r = plan_day(d, previous=previous, time_limit_s=self.time_limit_s)
-            if draws is not None and len(draws) and r.status.usable:
-                # Inside the budget's fit: its price must fit the plan put in force.
-                r = self._mean_of_draws(d, r, draws)
-            return r
+            return plan_day(d, previous=previous, time_limit_s=self.time_limit_s)
 
-        priced = None if budget is None else budget.fit(now_s, data, solve)
-        result, data = (solve(data), data) if priced is None else (priced.result, priced.data)
+        def averaged(d: AllocationData, r: AllocationResult) -> AllocationResult:
+            if draws is None or not len(draws) or not r.status.usable:
+                return r
+            return self._mean_of_draws(d, r, draws)
+
+        if budget is None:
+            priced, result = None, averaged(data, solve(data))
+        else:
+            priced = budget.fit(now_s, data, solve)
+            mean = averaged(priced.data, priced.result)
+            if mean is not priced.result:
+                priced = budget.averaged(priced, mean)
+            result, data = priced.result, priced.data
         self.statuses.append(result.status.value)
         bad = check_allocation(data, result) if result.status.usable else [result.message]
         if bad:  # never publish what the checker rejects: keep the last good plan, on its clock

@@ -155,10 +155,7 @@ class AllocationLoop:
             enabled=dialer.enabled.copy(), done_per_carrier=done,
             expected_future_attempts=pl.expected_future_attempts(now_s),
             queued=queued, attempts_per_agent_s=rate, budget=self.budget,
-            # Not under a budget: its price is fitted over several solves, and each would
-            # take 1 + K (the mean over draws must be what fits: fitted on the plan at the
-            # estimates, the mean spent 6 % under a tight budget).
-            draws=self.route_draws(now_s) if self.budget is None else None,
+            draws=self.route_draws(now_s),
         )
         if pl.plan is result:  # the rates of the plan in use, for the drift check
             self._ph_planned = ph
@@ -230,9 +227,9 @@ class LearningLoop(AllocationLoop):
 
     Every batch is scored against the model's prediction before it is learnt (a per-carrier
     CUSUM of the residuals); an alarm re-plans at once. Thin routes keep a probe share.
-    Without a daily budget, each plan is the mean of `plan_draws` plans at route rates drawn
-    within their noise, so routes the estimates cannot yet tell apart share a cell, and the
-    carriers' planned shares swing less from one re-plan to the next on noise alone.
+    Each plan is the mean of `plan_draws` plans at route rates drawn within their noise, so
+    routes the estimates cannot yet tell apart share a cell, and the carriers' planned shares
+    swing less from one re-plan to the next on noise alone.
 
     The model starts from `model` when given (restored from a checkpoint, see
     `optimizer.checkpoint`; its counts are kept and the hyper-parameters here replace

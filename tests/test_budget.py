@@ -3,6 +3,7 @@ is left, and a simulated day that spends what it was given."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -85,6 +86,26 @@ def test_a_budget_between_the_extremes_is_met_by_the_products_worth_least_going_
     assert not budget.over
     assert projected_cost_mxn(data, result).sum() == pytest.approx(100.0)
     np.testing.assert_allclose(dear(result), [0.0] * 5 + [10.0] * 5)
+
+
+def test_the_price_fits_the_mean_over_draws_put_in_force_not_the_plan_it_came_from():
+    """The price is fitted on the plan at the estimates; the mean over draws at that price is
+    what runs. When the means cost more than their plans, the next fit aims the plan lower."""
+    budget = DailyBudget(100.0)
+    priced = budget.fit(0.0, two_routes(), solve)
+    mean = dataclasses.replace(priced.result, x=priced.result.x.copy())
+    mean.x[0] += mean.x[1]  # this mean sent every attempt the dear way: 150 MXN
+    mean.x[1] = 0.0
+    averaged = budget.averaged(priced, mean)
+    assert averaged.result is mean and averaged.cost == pytest.approx(150.0)
+    assert not averaged.fits and budget.draw_ratio == 1.0  # nothing moves before the commit
+    budget.commit(averaged)
+    assert budget.projected_mxn == pytest.approx(150.0)  # what is in force is what projects
+    assert budget.draw_ratio == pytest.approx(0.5 * 1.0 + 0.5 * 1.5)
+    again = budget.fit(0.0, two_routes(), solve)
+    # 1.25 × the plan's own 80 MXN (3 products dear) is what the mean is expected to cost.
+    assert projected_cost_mxn(again.data, again.result).sum() == pytest.approx(80.0)
+    assert again.cost == pytest.approx(100.0) and again.fits
 
 
 def test_when_agents_bound_the_floor_the_price_is_per_contact_not_per_attempt():
