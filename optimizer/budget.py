@@ -66,7 +66,7 @@ class Priced(NamedTuple):
     cost: float  # projected rest of the day, calibrated
     fits: bool
     per_slot: np.ndarray  # uncalibrated projection per slot
-    draw_ratio: float = 1.0  # the budget's running ratio once this plan is committed
+    draw_ratio: float  # the budget's running ratio once this plan is committed
 
 
 @dataclass
