@@ -226,10 +226,10 @@ class LearningLoop(AllocationLoop):
     """The loop with a contact model learnt from outcomes only (cold, or warm from history).
 
     Every batch is scored against the model's prediction before it is learnt (a per-carrier
-    CUSUM of the residuals); an alarm re-plans at once. Thin routes keep a probe share.
-    Each plan is the mean of `plan_draws` plans at route rates drawn within their noise, so
-    routes the estimates cannot yet tell apart share a cell, and the carriers' planned shares
-    swing less from one re-plan to the next on noise alone.
+    CUSUM of the residuals); an alarm re-plans at once. Routes whose recent pace is thin
+    keep a probe share. Each plan is the mean of `plan_draws` plans at route rates drawn
+    within their noise, so routes the estimates cannot yet tell apart share a cell, and the
+    carriers' planned shares swing less from one re-plan to the next on noise alone.
 
     The model starts from `model` when given (restored from a checkpoint, see
     `optimizer.checkpoint`; its counts are kept and the hyper-parameters here replace
@@ -244,7 +244,7 @@ class LearningLoop(AllocationLoop):
                  watch_after_attempts: float = 500.0, detect_h: float = 7.0,
                  rescale_on_alarm: bool = False,
                  min_replan_gap_s: float = 300.0, optimism: float = 1.0,
-                 probe_attempts: float = 200.0,
+                 probe_attempts: float = 200.0, probe_window_s: float = 300.0,
                  probe_share: float = 0.05, explore_near: float = 0.8, seed: int = 0,
                  plan_draws: int = 4, draw_sd_max: float = 0.05,
                  model: ContactModel | None = None, **kw) -> None:
@@ -266,6 +266,8 @@ class LearningLoop(AllocationLoop):
         # (about 2 min at a quarter of the floor), for ~100 alarms a day on mx-collections.
         self.cusum = ResidualCusum(n_c, h=detect_h)
         self.probe_attempts = probe_attempts
+        self.probe_window_s = probe_window_s
+        self._seen_at: list[tuple[float, np.ndarray]] = []  # (now_s, short attempts per route)
         self.watch_after = watch_after_attempts
         self.rescale_on_alarm = rescale_on_alarm
         self.min_replan_gap_s = min_replan_gap_s
@@ -386,16 +388,34 @@ class LearningLoop(AllocationLoop):
         return known & (rate < self.explore_near * best[None, :]).ravel()
 
     def probe(self, now_s, allowed):
-        """Routes (carrier × destination network) with fewer than `probe_attempts` recent
-        (decayed) attempts get `probe_share` of their segments: a carrier the plan dropped
-        keeps being measured, so its recovery is seen (the model alone would never see it).
-        Outclassed routes are not probed."""
+        """Routes (carrier × destination network) whose recent pace would hold fewer than
+        `probe_attempts` attempts in the short memory get `probe_share` of their segments: a
+        carrier the plan dropped keeps being measured, so its recovery is seen (the model
+        alone would never see it). Outclassed routes are not probed."""
         _, n_r, n_p, n_n = self.frame.shape
-        seen = self.model.decayed_counts(3, self.t0_unix + now_s)[:, 0]  # (C*N,) attempts
-        thin = (seen < self.probe_attempts) & ~self.outclassed(now_s)
+        thin = (self._route_pace(now_s) < self.probe_attempts) & ~self.outclassed(now_s)
         thin = thin.reshape(-1, 1, 1, n_n)  # (C,1,1,N)
         thin = np.broadcast_to(thin, (thin.shape[0], n_r, n_p, n_n)).reshape(-1, n_r, n_p * n_n)
         return np.where(thin & allowed, self.probe_share, 0.0)
+
+    def _route_pace(self, now_s: float) -> np.ndarray:
+        """(C*N,) the short-memory attempts each route's pace over the last `probe_window_s`
+        would hold. Not the attempts it holds: those of a route just dropped take four
+        half-lives to fade under the mark, and the route goes unmeasured that long (a
+        recovery was seen after 44 min). Each call logs the counts it read (once an epoch)."""
+        seen = self.model.decayed_counts(3, self.t0_unix + now_s)[:, 0]
+        log = self._seen_at
+        log.append((now_s, seen))
+        while len(log) > 1 and now_s - log[1][0] >= self.probe_window_s:
+            log.pop(0)
+        t_then, then = log[0]
+        gap = now_s - t_then
+        if gap <= 0:
+            return seen
+        h = self.model.half_life_s
+        fade = 2.0 ** (-gap / h)
+        recent = np.maximum(seen - then * fade, 0.0)  # the window's attempts, decayed
+        return np.minimum(seen, recent / (1.0 - fade))  # held at that pace for good
 
     def estimates_now(self, now_s, dialer):
         """Only the current hour's segments, with the attempt mix of the last full estimate."""

@@ -194,6 +194,39 @@ def test_a_route_history_knows_to_be_outclassed_is_neither_probed_nor_planned_op
     assert (draws[:, c_bad] == 1.0).all() and (draws[:, c_drop] != 1.0).all()
 
 
+def test_a_route_the_plan_stops_feeding_is_probed_at_once_not_when_its_memory_fades(small):
+    frame, leads, _, rng = _floor(small, 17)
+    t0_unix = frame.start_utc.timestamp()
+    loop = LearningLoop(frame, t0_unix, leads.region, leads.product, leads.network,
+                        half_life_s=2 * EPOCH_S)
+    n_c, n_n = frame.shape[0], frame.shape[3]
+    allowed = np.ones((n_c, frame.shape[1], frame.shape[2] * n_n), bool)
+    rate = np.full(n_c, 0.20)
+    for k in range(1, 11):  # two days ago: every route known, none outclassed
+        batch, _, _ = _outcomes(frame, t0_unix - 2 * 86_400.0, k * EPOCH_S, rng, rate)
+        loop.model.partial_fit(batch, t0_unix - 2 * 86_400.0 + k * EPOCH_S)
+
+    def epoch(k: int, dropped: tuple[int, ...] = ()) -> np.ndarray:
+        batch, _, _ = _outcomes(frame, t0_unix, k * EPOCH_S, rng, rate)
+        batch = batch.take(np.flatnonzero(~np.isin(batch.carrier, dropped)))
+        loop.model.partial_fit(batch, t0_unix + k * EPOCH_S)
+        return loop.probe(k * EPOCH_S, allowed)
+
+    for k in range(1, 7):
+        before = epoch(k)
+    c_drop = 2
+    assert not before[c_drop].any()  # fed at a pace that keeps it measured
+    probe = epoch(7, (c_drop,))
+    held = loop.model.decayed_counts(3, t0_unix + 7 * EPOCH_S)[:, 0].reshape(n_c, n_n)
+    assert (held[c_drop] > 2 * loop.probe_attempts).all()  # its memory still holds plenty
+    # Probed in the first window without attempts, not after the four half-lives its old
+    # volume takes to fade: a route dropped during an incident is measured while it recovers.
+    assert (probe[c_drop] == loop.probe_share).all()
+    others = np.arange(n_c) != c_drop
+    assert (probe[others] == before[others]).all()
+    assert not epoch(8)[c_drop].any()  # fed again: no longer probed
+
+
 def test_the_plans_draws_spread_each_route_by_its_noise_up_to_the_cap(small):
     frame, leads, _, rng = _floor(small, 13)
     t0_unix = frame.start_utc.timestamp()
