@@ -78,3 +78,51 @@ class ResidualCusum:
         q = p * (1 - shift)
         kl = q * math.log(q / p) + (1 - q) * math.log((1 - q) / (1 - p))
         return h / kl
+
+
+class SinceAlarm:
+    """Each alarmed carrier's attempts since its last alarm: its level read from them alone.
+
+    After a change the model's short memory still holds the carrier's old level for minutes,
+    the longer as the plan cuts its traffic. `factor` is the carrier's human answers since
+    the alarm over what the model predicts for those attempts now, shrunk toward 1 by
+    `strength` expected answers: scored against the model as it is now (never against the
+    predictions made before), it fades to 1 as the model catches up, and a false alarm only
+    adds the noise of a few minutes' answers for `window_s`. Attempts count from the batch
+    after the alarm's: the excursion that raised it was chosen for being low.
+    """
+
+    def __init__(self, window_s: float = 900.0, strength: float = 20.0) -> None:
+        self.window_s = window_s
+        self.strength = strength
+        self.open_: dict[int, tuple[float, list[np.ndarray], list[np.ndarray]]] = {}
+
+    def open(self, carrier: int, now_s: float) -> None:
+        """(Re)start the carrier's window: an alarm was raised on it at `now_s`."""
+        self.open_[int(carrier)] = (float(now_s), [], [])
+
+    def add(self, carrier: np.ndarray, segment: np.ndarray, human: np.ndarray) -> None:
+        """Attempts (carrier, flat model segment, human answer) of the open carriers."""
+        for c, (_, segs, hums) in self.open_.items():
+            mine = carrier == c
+            if mine.any():
+                segs.append(segment[mine])
+                hums.append(human[mine])
+
+    def factor(self, now_s: float, n_carriers: int, predict) -> np.ndarray | None:
+        """(C,) level factors (1 where no window is open; None when none is); `predict`
+        maps flat segment ids to the model's p_human now. Expired windows are closed."""
+        f = None
+        for c in list(self.open_):
+            t, segs, hums = self.open_[c]
+            if now_s - t > self.window_s:
+                del self.open_[c]
+                continue
+            if not segs:
+                continue
+            expected = float(predict(np.concatenate(segs)).sum())
+            observed = float(sum(h.sum() for h in hums))
+            if f is None:
+                f = np.ones(n_carriers)
+            f[c] = (observed + self.strength) / (expected + self.strength)
+        return f

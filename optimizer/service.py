@@ -11,7 +11,7 @@ import numpy as np
 from dialer import hopper, pacing
 from dialer.state import contact_table
 from optimizer.budget import DailyBudget, attempt_cost_mxn
-from optimizer.drift import ResidualCusum
+from optimizer.drift import ResidualCusum, SinceAlarm
 from optimizer.history import OutcomeBatch
 from optimizer.model import ContactModel
 from optimizer.policy import N_HOURS, DayFrame, Planner, lead_segments, remaining_supply
@@ -226,7 +226,9 @@ class LearningLoop(AllocationLoop):
     """The loop with a contact model learnt from outcomes only (cold, or warm from history).
 
     Every batch is scored against the model's prediction before it is learnt (a per-carrier
-    CUSUM of the residuals); an alarm re-plans at once. Routes whose recent pace is thin
+    CUSUM of the residuals); an alarm re-plans at once, and for `after_alarm_s` the carrier's
+    level is read from its attempts since the alarm (`SinceAlarm`, shrunk toward the model's
+    by `after_alarm_strength` expected answers). Routes whose recent pace is thin
     keep a probe share. Each plan is the mean of `plan_draws` plans at route rates drawn
     within their noise, so routes the estimates cannot yet tell apart share a cell, and the
     carriers' planned shares swing less from one re-plan to the next on noise alone.
@@ -242,7 +244,8 @@ class LearningLoop(AllocationLoop):
                  prior_strength: float | tuple = (200.0, 200.0, 100.0, 50.0, 20.0, 20.0),
                  short_strength: float | tuple | None = 100.0,
                  watch_after_attempts: float = 500.0, detect_h: float = 7.0,
-                 rescale_on_alarm: bool = False,
+                 rescale_on_alarm: bool = False, after_alarm_s: float = 900.0,
+                 after_alarm_strength: float = 20.0,
                  min_replan_gap_s: float = 300.0, optimism: float = 1.0,
                  probe_attempts: float = 200.0, probe_window_s: float = 300.0,
                  probe_share: float = 0.05, explore_near: float = 0.8, seed: int = 0,
@@ -270,6 +273,7 @@ class LearningLoop(AllocationLoop):
         self._seen_at: list[tuple[float, np.ndarray]] = []  # (now_s, short attempts per route)
         self.watch_after = watch_after_attempts
         self.rescale_on_alarm = rescale_on_alarm
+        self.since_alarm = SinceAlarm(after_alarm_s, after_alarm_strength)
         self.min_replan_gap_s = min_replan_gap_s
         self.optimism = optimism
         self.probe_share = probe_share
@@ -349,6 +353,7 @@ class LearningLoop(AllocationLoop):
             self.alarms.append((now_s, int(c), round(ratio, 3)))
             if self.rescale_on_alarm:
                 self.model.rescale_human(int(c), ratio)
+            self.since_alarm.open(int(c), now_s)
             # Re-plan at once, but not more often than every few minutes: the residuals are
             # not stationary (leads answer less as the best ones are reached), so alarms
             # also come without a change in a route. One inside the gap waits for its end.
@@ -362,11 +367,18 @@ class LearningLoop(AllocationLoop):
                                      watch.slot, watch.attempt_bucket)
         _, p_pred, _ = self.model.predict(seg, self.t0_unix + now_s)
         human = (watch.outcome == int(CONTACT)) | (watch.outcome == int(ABANDONED))
+        self.since_alarm.add(watch.carrier, seg, human)
         # Watch a carrier once the model knows it (history or today, the long memory): a cold
         # prior is not a baseline.
         seen = self.model.decayed_counts(4, self.t0_unix + now_s, memory="long")[:, 0]
         known = seen[watch.carrier] >= self.watch_after
         return self.cusum.update(watch.carrier[known], human[known], p_pred[known])
+
+    def level_factor(self, now_s: float) -> np.ndarray | None:
+        """(C,) alarmed carriers' levels from their attempts since the alarm (`SinceAlarm`)."""
+        now_unix = self.t0_unix + now_s
+        return self.since_alarm.factor(now_s, self.frame.shape[0],
+                                       lambda seg: self.model.predict(seg, now_unix)[1])
 
     def relative_noise(self, now_s):
         # The current level of a carrier is its short-term correction: recent answers count.
@@ -428,6 +440,9 @@ class LearningLoop(AllocationLoop):
         seg = self.model.segment_ids(c, r, p, n, hour[r], a).ravel()
         _, ph, _ = self.model.predict(seg, self.t0_unix + now_s)
         ph = ph.reshape(c.shape)
+        f = self.level_factor(now_s)
+        if f is not None:
+            ph = ph * f[:, None, None, None, None]
         return (ph * self._bucket_mix[None]).sum(axis=-1).reshape(n_c, n_r, n_p * n_n)
 
     def estimates(self, now_s, dialer):
@@ -444,6 +459,9 @@ class LearningLoop(AllocationLoop):
         wts = mix[None, :, :, :, None, :]
         talk = self.model.mean_handle_s(self.t0_unix + now_s)
         ph = (ph * wts).sum(axis=-1)
+        f = self.level_factor(now_s)
+        if f is not None:
+            ph = ph * f[:, None, None, None, None]
         bonus = self.optimism_factor(now_s)
         if bonus is not None:
             ph = np.minimum(ph * bonus[:, None, None, :, None], 1.0)
