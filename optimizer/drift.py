@@ -93,6 +93,10 @@ class SinceAlarm:
     """
 
     def __init__(self, window_s: float = 900.0, strength: float = 20.0) -> None:
+        if not (window_s >= 0 and math.isfinite(window_s)):
+            raise ValueError(f"window_s must be finite and >= 0 (0: off), got {window_s!r}")
+        if not (strength > 0 and math.isfinite(strength)):
+            raise ValueError(f"strength must be finite and > 0, got {strength!r}")
         self.window_s = window_s
         self.strength = strength
         self.open_: dict[int, tuple[float, list[np.ndarray], list[np.ndarray]]] = {}

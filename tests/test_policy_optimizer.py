@@ -338,6 +338,9 @@ def test_since_alarm_reads_the_new_level_and_fades_as_the_model_catches_up():
     assert late[1] > early[1] + 0.2
     assert 0.085 < late[1] * predict(np.array([1]), 600.0)[0] < 0.115
     assert since.factor(901.0, 2, None) is None  # the window closed
+    for bad in (dict(strength=0.0), dict(window_s=-1.0), dict(strength=float("nan"))):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            SinceAlarm(**bad)
 
 
 def test_rescaling_a_carrier_moves_its_estimates_not_the_others():
