@@ -319,9 +319,8 @@ def test_since_alarm_reads_the_new_level_and_fades_as_the_model_catches_up():
     assert since.factor(0.0, 2, None) is None  # nothing open: the estimates are the model's
     since.open(1, 0.0)
     fresh = _two_carrier_batch(rng, 2000, 1, 0.1, 60.0)  # carrier 1's humans halved
-    since.add(np.concatenate([fresh.carrier, np.zeros(500, np.int64)]),
-              np.zeros(2500, np.int64) + np.r_[np.full(2000, 1), np.zeros(500, np.int64)],
-              np.r_[fresh.outcome == 0, np.ones(500, bool)])
+    carrier = np.r_[fresh.carrier, np.zeros(500, np.int64)]  # segment id = carrier here
+    since.add(carrier, carrier, np.r_[fresh.outcome == 0, np.ones(500, bool)])
 
     def predict(seg, now):
         return model.predict(seg, now)[1]
