@@ -1,6 +1,8 @@
 """Per-carrier change detection on the model's residuals: has a route's human answer rate moved?
 
-Holds `ResidualCusum`; never estimates rates itself (the contact model does) and never routes.
+Holds `ResidualCusum` (the alarms) and `SinceAlarm` (an alarmed carrier's level read from its
+answers since, a factor on the model's predictions); never estimates rates from scratch (the
+contact model does) and never routes.
 A carrier's raw answer rate moves all day with the local hour and with the traffic the
 optimiser sends it, so a CUSUM on the raw rate raises alarms for nothing; here each attempt is
 scored against the model's own prediction for its segment, made before the model saw it.

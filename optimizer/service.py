@@ -380,6 +380,11 @@ class LearningLoop(AllocationLoop):
         return self.since_alarm.factor(now_s, self.frame.shape[0],
                                        lambda seg: self.model.predict(seg, now_unix)[1])
 
+    def _at_level(self, ph: np.ndarray, now_s: float) -> np.ndarray:
+        """`ph` (carrier first) times the alarmed carriers' level factors."""
+        f = self.level_factor(now_s)
+        return ph if f is None else ph * f.reshape(-1, *(1,) * (ph.ndim - 1))
+
     def relative_noise(self, now_s):
         # The current level of a carrier is its short-term correction: recent answers count.
         humans = self.model.decayed_counts(4, self.t0_unix + now_s)[:, 2]
@@ -439,10 +444,7 @@ class LearningLoop(AllocationLoop):
                                     np.arange(n_n), np.arange(N_ATTEMPT_BUCKETS), indexing="ij")
         seg = self.model.segment_ids(c, r, p, n, hour[r], a).ravel()
         _, ph, _ = self.model.predict(seg, self.t0_unix + now_s)
-        ph = ph.reshape(c.shape)
-        f = self.level_factor(now_s)
-        if f is not None:
-            ph = ph * f[:, None, None, None, None]
+        ph = self._at_level(ph.reshape(c.shape), now_s)
         return (ph * self._bucket_mix[None]).sum(axis=-1).reshape(n_c, n_r, n_p * n_n)
 
     def estimates(self, now_s, dialer):
@@ -458,10 +460,7 @@ class LearningLoop(AllocationLoop):
         self._bucket_mix = mix  # (R,P,N,A)
         wts = mix[None, :, :, :, None, :]
         talk = self.model.mean_handle_s(self.t0_unix + now_s)
-        ph = (ph * wts).sum(axis=-1)
-        f = self.level_factor(now_s)
-        if f is not None:
-            ph = ph * f[:, None, None, None, None]
+        ph = self._at_level((ph * wts).sum(axis=-1), now_s)
         bonus = self.optimism_factor(now_s)
         if bonus is not None:
             ph = np.minimum(ph * bonus[:, None, None, :, None], 1.0)
