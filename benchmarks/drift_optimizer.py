@@ -4,7 +4,10 @@
 
 Two cases on mx-collections: the shipped incident (tier1-mx halves at 13:00 for the rest of the
 day; its 10 % contract minimum still stands) and a test incident with a recovery (telcel-direct
-halves at 11:00 for 60 min). Shares are measured per minute from the attempt log.
+halves at 11:00 for 60 min). Shares are measured per minute from the attempt log, as they
+come and on the calls of the half hour before the incident (`*_same_mix`: the carrier's
+share in each region × product × network cell, weighted by that half hour's attempts), so
+that what the routing did is told from which leads were being dialled.
 """
 
 from __future__ import annotations
@@ -49,8 +52,8 @@ def main(argv=None) -> int:
             rows.append(d)
             print(name, "seed", seed, {k: round(v, 3) for k, v in d.items()}, "alarms", alarms,
                   flush=True)
-        for key in rows[0]:
-            v = np.array([r[key] for r in rows], float)
+        for key in dict.fromkeys(k for r in rows for k in r):
+            v = np.array([r.get(key, np.nan) for r in rows], float)
             print(f"  {key}: {np.nanmean(v):.3f} ± {np.nanstd(v, ddof=1):.3f} "
                   f"(missing {int(np.isnan(v).sum())})")
     return 0

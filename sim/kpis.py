@@ -244,34 +244,75 @@ def carrier_share_by_minute(rec: DayRecord, carrier: int) -> tuple[np.ndarray, n
     return on, total
 
 
+def _share_by_minute_and_cell(rec: DayRecord, carrier: int) -> tuple[np.ndarray, np.ndarray]:
+    """(minutes, cells) attempts on `carrier` and in all; a cell is the live split's
+    (region, product, destination network) of the lead dialled."""
+    minute = (rec.log.t_start // 60).astype(np.int64)
+    n = int(np.ceil(rec.clock.end_s / 60.0))
+    keep = minute < n
+    lead = rec.log.lead[keep]
+    leads = rec.leads
+    dims = (int(leads.region.max()) + 1, int(leads.product.max()) + 1,
+            int(leads.network.max()) + 1)
+    cell = np.ravel_multi_index(
+        (leads.region[lead], leads.product[lead], leads.network[lead]), dims)
+    n_cells = int(np.prod(dims))
+    flat = minute[keep] * n_cells + cell
+    total = np.bincount(flat, minlength=n * n_cells).astype(float).reshape(n, n_cells)
+    mine = rec.log.carrier[keep] == carrier
+    on = np.bincount(flat[mine], minlength=n * n_cells).astype(float).reshape(n, n_cells)
+    return on, total
+
+
 def drift_response(
     rec: DayRecord, carrier: int, t0_min: int, t1_min: int | None = None
 ) -> dict[str, float]:
     """A carrier's share of attempts around an incident from minute t0 to t1 (attempt log).
 
-    before: the 30 min before t0; by_min: per-minute-window shares after t0 (the first
-    5-min window at or below half of `before` gives `halved_after_min`); after recovery,
-    the first 5-min window back at or above half of `before` gives `back_after_min`.
+    before: the 30 min before t0; the first 5-min window after t0 at or below half of
+    `before` gives `halved_after_min`; after recovery, the first 5-min window back at or
+    above half of `before` gives `back_after_min`.
+
+    The same on the calls of the half hour before (`*_same_mix`): the carrier's share in
+    each (region, product, network) cell, weighted by the cell's attempts in that half hour.
+    The raw share also moves with which leads are being dialled (a region's calling hours
+    open at the hour, a lead group is worked through), by up to half of its level from one
+    minute to the next; the routing decides only the split within a cell.
     """
-    on, total = carrier_share_by_minute(rec, carrier)
+    on_c, total_c = _share_by_minute_and_cell(rec, carrier)
+    a0 = max(t0_min - 30, 0)
+    mix = total_c[a0:t0_min].sum(axis=0)
 
-    def share(a: int, b: int) -> float:
-        a, b = max(a, 0), min(b, len(on))
-        return float(on[a:b].sum() / total[a:b].sum()) if total[a:b].sum() else float("nan")
+    def raw(a: int, b: int) -> float:
+        a = max(a, 0)
+        n = total_c[a:b].sum()
+        return float(on_c[a:b].sum() / n) if n else float("nan")
 
-    before = share(t0_min - 30, t0_min)
-    out = {"before": before, "halved_after_min": float("nan"), "back_after_min": float("nan")}
-    end = len(on) if t1_min is None else t1_min
-    for m in range(t0_min, end - 4):
-        if share(m, m + 5) <= 0.5 * before:
-            out["halved_after_min"] = float(m + 5 - t0_min)
-            out["share_halved"] = share(m, m + 5)
-            break
-    out["share_5_10_min"] = share(t0_min + 5, t0_min + 10)
-    if t1_min is not None:
-        for m in range(t1_min, len(on) - 4):
-            if share(m, m + 5) >= 0.5 * before:
-                out["back_after_min"] = float(m + 5 - t1_min)
+    def same_mix(a: int, b: int) -> float:
+        a = max(a, 0)
+        n = total_c[a:b].sum(axis=0)
+        w = np.where(n > 0, mix, 0.0)
+        if not w.sum():
+            return float("nan")
+        return float((w * on_c[a:b].sum(axis=0) / np.maximum(n, 1)).sum() / w.sum())
+
+    out: dict[str, float] = {}
+    n_min = total_c.shape[0]
+    for suffix, share in (("", raw), ("_same_mix", same_mix)):
+        before = share(a0, t0_min)
+        out["before" + suffix] = before
+        out["halved_after_min" + suffix] = float("nan")
+        for m in range(t0_min, (n_min if t1_min is None else t1_min) - 4):
+            if share(m, m + 5) <= 0.5 * before:
+                out["halved_after_min" + suffix] = float(m + 5 - t0_min)
+                out["share_halved" + suffix] = share(m, m + 5)
                 break
-        out["share_25_30_min_after_end"] = share(t1_min + 25, t1_min + 30)
+        out["share_5_10_min" + suffix] = share(t0_min + 5, t0_min + 10)
+        out["back_after_min" + suffix] = float("nan")
+        if t1_min is not None:
+            for m in range(t1_min, n_min - 4):
+                if share(m, m + 5) >= 0.5 * before:
+                    out["back_after_min" + suffix] = float(m + 5 - t1_min)
+                    break
+            out["share_25_30_min_after_end" + suffix] = share(t1_min + 25, t1_min + 30)
     return out

@@ -130,3 +130,50 @@ def test_route_factors_are_the_worlds_route_quality_and_the_best_route_bounds_th
     factor = {name: kpi["route_factor"] for name, kpi in k.items()}
     assert factor["oracle"] > factor["baseline"] > factor["cheapest"]
     assert factor["oracle"] <= k["oracle"]["route_factor_best"]
+
+
+def _drift_day(share_a_after: float, mix_a_after: float, back_at_min: int = 60):
+    """60 min of 200 attempts a minute over two regions: before minute 30, 60 % of the
+    attempts are region 0's and carrier 1 takes half of region 0 (none of region 1); from
+    minute 30 region 0's share of the attempts and carrier 1's share of region 0 change,
+    and from `back_at_min` carrier 1 takes half of region 0 again."""
+    from types import SimpleNamespace
+
+    from sim.kernel import Log
+    from sim.portfolio import Leads
+
+    rng = np.random.default_rng(0)
+    t = np.repeat(np.arange(60) * 60.0, 200) + 30.0
+    after = t >= 30 * 60
+    region = (rng.random(t.size) >= np.where(after, mix_a_after, 0.6)).astype(np.int64)
+    share_a = np.where(after & (t < back_at_min * 60), share_a_after, 0.5)
+    on_1 = (region == 0) & (rng.random(t.size) < share_a)
+    n = t.size
+    zeros = np.zeros(n, np.int64)
+    log = Log(lead=np.arange(n), carrier=on_1.astype(np.int64), attempt=zeros, t_start=t,
+              ring_s=zeros, wait_s=zeros, conn_s=zeros, outcome=zeros, agent=zeros)
+    leads = Leads(region=region, product=zeros, network=zeros, **{
+        f: zeros for f in Leads._fields if f not in ("region", "product", "network")})
+    return SimpleNamespace(log=log, leads=leads, clock=SimpleNamespace(end_s=3600.0))
+
+
+def test_drift_response_tells_the_routing_from_the_mix_of_calls():
+    # The calls move to the region the carrier does not serve: its raw share halves at
+    # once, but the routing did not move, and the share on the half hour before's calls
+    # stays where it was.
+    mix = kpis.drift_response(_drift_day(share_a_after=0.5, mix_a_after=0.1), 1, 30)
+    assert mix["before"] == pytest.approx(0.30, abs=0.02)
+    assert mix["halved_after_min"] == 5.0
+    assert np.isnan(mix["halved_after_min_same_mix"])
+    assert mix["share_5_10_min_same_mix"] == pytest.approx(0.30, abs=0.04)
+    # The routing moves (half of region 0 to a fifth): both read it, the raw share alone
+    # at any mix.
+    moved = kpis.drift_response(_drift_day(share_a_after=0.2, mix_a_after=0.6), 1, 30)
+    assert moved["halved_after_min"] == moved["halved_after_min_same_mix"] == 5.0
+    assert moved["share_5_10_min_same_mix"] == pytest.approx(0.12, abs=0.02)
+    # Recovered at minute 48, the recovery being minute 40: the first 5-min window at half
+    # the former share or more is 44-48 (2 of its 5 minutes at the former share).
+    back = kpis.drift_response(_drift_day(0.2, 0.6, back_at_min=48), 1, 30, 40)
+    assert back["halved_after_min_same_mix"] == 5.0
+    assert 8.0 <= back["back_after_min_same_mix"] <= 10.0
+    assert 8.0 <= back["back_after_min"] <= 10.0
