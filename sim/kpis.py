@@ -234,16 +234,6 @@ def compute(rec: DayRecord) -> dict:
     }
 
 
-def carrier_share_by_minute(rec: DayRecord, carrier: int) -> tuple[np.ndarray, np.ndarray]:
-    """Attempts launched on `carrier` and in all, per minute of the agents' day."""
-    minute = (rec.log.t_start // 60).astype(np.int64)
-    n = int(np.ceil(rec.clock.end_s / 60.0))
-    keep = minute < n
-    total = np.bincount(minute[keep], minlength=n).astype(float)
-    on = np.bincount(minute[keep & (rec.log.carrier == carrier)], minlength=n).astype(float)
-    return on, total
-
-
 def _share_by_minute_and_cell(rec: DayRecord, carrier: int) -> tuple[np.ndarray, np.ndarray]:
     """(minutes, cells) attempts on `carrier` and in all; a cell is the live split's
     (region, product, destination network) of the lead dialled."""
@@ -276,8 +266,8 @@ def drift_response(
     The same on the calls of the half hour before (`*_same_mix`): the carrier's share in
     each (region, product, network) cell, weighted by the cell's attempts in that half hour.
     The raw share also moves with which leads are being dialled (a region's calling hours
-    open at the hour, a lead group is worked through), by up to half of its level from one
-    minute to the next; the routing decides only the split within a cell.
+    open at the hour, a lead group is worked through), often more than an incident moves
+    it; the routing decides only the split within a cell.
     """
     on_c, total_c = _share_by_minute_and_cell(rec, carrier)
     a0 = max(t0_min - 30, 0)

@@ -166,8 +166,7 @@ def test_drift_response_tells_the_routing_from_the_mix_of_calls():
     assert mix["halved_after_min"] == 5.0
     assert np.isnan(mix["halved_after_min_same_mix"])
     assert mix["share_5_10_min_same_mix"] == pytest.approx(0.30, abs=0.04)
-    # The routing moves (half of region 0 to a fifth): both read it, the raw share alone
-    # at any mix.
+    # The routing moves (from half of region 0 to a fifth), the mix does not: both read it.
     moved = kpis.drift_response(_drift_day(share_a_after=0.2, mix_a_after=0.6), 1, 30)
     assert moved["halved_after_min"] == moved["halved_after_min_same_mix"] == 5.0
     assert moved["share_5_10_min_same_mix"] == pytest.approx(0.12, abs=0.02)
