@@ -1,13 +1,16 @@
 """How fast the optimizer moves traffic off a carrier whose answer rate halves, and back.
 
     PYTHONPATH=. python benchmarks/drift_optimizer.py --seeds 5 [--first-seed 6]
+        [--policy smartdial [--routing oracle]]
 
 Two cases on mx-collections: the shipped incident (tier1-mx halves at 13:00 for the rest of the
 day; its 10 % contract minimum still stands) and a test incident with a recovery (telcel-direct
 halves at 11:00 for 60 min). Shares are measured per minute from the attempt log, as they
 come and on the calls of the half hour before the incident (`*_same_mix`: the carrier's
 share in each region × product × network cell, weighted by that half hour's attempts), so
-that what the routing did is told from which leads were being dialled.
+that what the routing did is told from which leads were being dialled. `--policy` runs
+another of the scenario's policies (default `optimizer`: the optimizer's routing on the
+baseline's adaptive pacing), `--routing` swaps its routing (`oracle`: the upper bound).
 """
 
 from __future__ import annotations
@@ -36,8 +39,12 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--first-seed", type=int, default=1)
     ap.add_argument("--policy", default="optimizer")
+    ap.add_argument("--routing", choices=("optimizer", "oracle"))
     args = ap.parse_args(argv)
     sc = load_scenario(MX)
+    policy = sc.policies[args.policy]
+    if args.routing:
+        policy = policy.model_copy(update={"routing": args.routing})
     cases = [
         ("tier1-mx x0.5 at 13:00 (shipped)", sc, "tier1-mx", 300, None),
         ("telcel-direct x0.5 11:00-12:00", with_recovery(sc), "telcel-direct", 180, 240),
@@ -46,8 +53,10 @@ def main(argv=None) -> int:
         c = scen.operation.carrier_index(carrier)
         rows = []
         for seed in range(args.first_seed, args.first_seed + args.seeds):
-            rec = simulate(scen, args.policy, seed=seed)
+            rec = simulate(scen, policy, seed=seed)
             d = kpis.drift_response(rec, c, t0, t1)
+            for suffix in ("", "_same_mix"):  # the share kept, as a fraction of the one before
+                d["kept_5_30_min" + suffix] = d["share_5_30_min" + suffix] / d["before" + suffix]
             alarms = [(round(t / 60), a, s) for t, a, s in getattr(rec.controller, "alarms", [])]
             rows.append(d)
             print(name, "seed", seed, {k: round(v, 3) for k, v in d.items()}, "alarms", alarms,

@@ -260,7 +260,8 @@ def drift_response(
     """A carrier's share of attempts around an incident from minute t0 to t1 (attempt log).
 
     before: the 30 min before t0; the first 5-min window after t0 at or below half of
-    `before` gives `halved_after_min`; after recovery, the first 5-min window back at or
+    `before` gives `halved_after_min`, and `share_5_30_min` is the share held from 5 to 30
+    min after t0 (or to the recovery); after recovery, the first 5-min window back at or
     above half of `before` gives `back_after_min`.
 
     The same on the calls of the half hour before (`*_same_mix`): the carrier's share in
@@ -288,16 +289,18 @@ def drift_response(
 
     out: dict[str, float] = {}
     n_min = total_c.shape[0]
+    end = n_min if t1_min is None else t1_min
     for suffix, share in (("", raw), ("_same_mix", same_mix)):
         before = share(a0, t0_min)
         out["before" + suffix] = before
         out["halved_after_min" + suffix] = float("nan")
-        for m in range(t0_min, (n_min if t1_min is None else t1_min) - 4):
+        for m in range(t0_min, end - 4):
             if share(m, m + 5) <= 0.5 * before:
                 out["halved_after_min" + suffix] = float(m + 5 - t0_min)
                 out["share_halved" + suffix] = share(m, m + 5)
                 break
         out["share_5_10_min" + suffix] = share(t0_min + 5, t0_min + 10)
+        out["share_5_30_min" + suffix] = share(t0_min + 5, min(t0_min + 30, end))
         out["back_after_min" + suffix] = float("nan")
         if t1_min is not None:
             for m in range(t1_min, n_min - 4):

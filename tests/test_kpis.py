@@ -166,13 +166,18 @@ def test_drift_response_tells_the_routing_from_the_mix_of_calls():
     assert mix["halved_after_min"] == 5.0
     assert np.isnan(mix["halved_after_min_same_mix"])
     assert mix["share_5_10_min_same_mix"] == pytest.approx(0.30, abs=0.04)
+    assert mix["share_5_30_min_same_mix"] == pytest.approx(0.30, abs=0.02)
+    assert mix["share_5_30_min"] == pytest.approx(0.05, abs=0.01)
     # The routing moves (from half of region 0 to a fifth), the mix does not: both read it.
     moved = kpis.drift_response(_drift_day(share_a_after=0.2, mix_a_after=0.6), 1, 30)
     assert moved["halved_after_min"] == moved["halved_after_min_same_mix"] == 5.0
     assert moved["share_5_10_min_same_mix"] == pytest.approx(0.12, abs=0.02)
+    assert moved["share_5_30_min"] == pytest.approx(0.12, abs=0.01)
     # Recovered at minute 48, the recovery being minute 40: the first 5-min window at half
     # the former share or more is 44-48 (2 of its 5 minutes at the former share).
     back = kpis.drift_response(_drift_day(0.2, 0.6, back_at_min=48), 1, 30, 40)
     assert back["halved_after_min_same_mix"] == 5.0
     assert 8.0 <= back["back_after_min_same_mix"] <= 10.0
     assert 8.0 <= back["back_after_min"] <= 10.0
+    # The share held after the incident is read up to the recovery (minutes 35-40 here).
+    assert back["share_5_30_min_same_mix"] == pytest.approx(0.12, abs=0.03)
