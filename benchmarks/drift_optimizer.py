@@ -56,7 +56,9 @@ def main(argv=None) -> int:
             rec = simulate(scen, policy, seed=seed)
             d = kpis.drift_response(rec, c, t0, t1)
             for suffix in ("", "_same_mix"):  # the share kept, as a fraction of the one before
-                d["kept_5_30_min" + suffix] = d["share_5_30_min" + suffix] / d["before" + suffix]
+                before = d["before" + suffix]
+                d["kept_5_30_min" + suffix] = \
+                    d["share_5_30_min" + suffix] / before if before else float("nan")
             alarms = [(round(t / 60), a, s) for t, a, s in getattr(rec.controller, "alarms", [])]
             rows.append(d)
             print(name, "seed", seed, {k: round(v, 3) for k, v in d.items()}, "alarms", alarms,
