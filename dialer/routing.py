@@ -110,6 +110,46 @@ def _first_usable(order, region, network, channels_used, channels, enabled, cove
     return -1
 
 
+@njit(cache=True, inline="always")
+def _turn_or_next(region, line, network, now, channels_used, channels, enabled, coverage,
+                  window, cps, weights, credit, contract, launched):
+    """The carrier whose turn it is by the cell's shares, or, when it cannot take the call
+    now (trunk full, CPS window spent, at its max share), the usable carrier with the
+    cell's largest share; -1 when no carrier with a share can take it.
+
+    Turns go round every carrier the cell may use (enabled and covering it), usable this
+    instant or not, so a carrier's turns follow its share; a turn it cannot take is lost to
+    it, not caught up later, and passes down the cell's ranking (the live split ranks even
+    the floor shares by value) rather than to whichever floor-share route has most credit.
+    """
+    n = channels.shape[0]
+    total = 0.0
+    turn = -1
+    for c in range(n):
+        w = weights[region, line, c]
+        if w <= 0.0 or not (enabled[c] and coverage[c, region, network]):
+            continue
+        credit[region, line, c] += w
+        total += w
+        if turn < 0 or credit[region, line, c] > credit[region, line, turn]:
+            turn = c
+    if turn < 0:
+        return -1
+    credit[region, line, turn] -= total
+    if usable(turn, region, network, channels_used, channels, enabled, coverage, window, cps,
+              now, contract, launched):
+        return turn
+    best = -1
+    for c in range(n):
+        w = weights[region, line, c]
+        if w > 0.0 and (best < 0 or w > weights[region, line, best]) and usable(
+            c, region, network, channels_used, channels, enabled, coverage, window, cps, now,
+            contract, launched,
+        ):
+            best = c
+    return best
+
+
 # Inlined where it is called (from one place in the simulator's loop): a call
 # passing a dozen arrays copies about a hundred machine words (each array is a
 # pointer, its shape, strides and owner) and counts references on them, which
@@ -153,7 +193,15 @@ def pick_carrier(
         )
     if kind == SEGMENTED:
         # Shares per destination network too: weights[r, product * networks + network, c].
-        product = product * coverage.shape[2] + network
+        c = _turn_or_next(region, product * coverage.shape[2] + network, network, now,
+                          channels_used, channels, enabled, coverage, window, cps, weights,
+                          credit, contract, launched)
+        if c >= 0:
+            return c
+        return _first_usable(
+            cost_order, region, network, channels_used, channels, enabled, coverage, window,
+            cps, now, contract, launched,
+        )
     # Smooth weighted round robin (as in nginx) over the carriers that can take
     # the call now: each gains its weight, the richest is picked and pays the
     # total. A carrier skipped for capacity keeps its credit and catches up.

@@ -1088,6 +1088,24 @@ def _plan(
 # ----------------------------------------------------------------------------- live split
 
 
+def route_values(plan: AllocationResult, data: AllocationData, estimates_p_human: F64,
+                 slot: int) -> F64:
+    """Marginal value ``[c, r, p]`` of one more attempt on each route in `slot`, in MXN:
+    p_human·worth − cost at the latest estimates (C,R,P) or (C,R,P,S).
+
+    Agent time is priced at the plan's dual of this slot's agent row: when the floor is
+    agent-bound a contact is worth its value less the agent time it takes, so a route that
+    only answers more buys no more contacts, and the cheaper route per contact wins.
+    """
+    est = np.asarray(estimates_p_human, dtype=np.float64)
+    if est.ndim == 4:
+        est = est[..., slot]
+    lam = plan.duals.get("agents")
+    lam_s = max(float(lam[slot]), 0.0) if lam is not None and np.size(lam) > slot else 0.0
+    worth = data.value_mxn[None, :] - lam_s * data.handle_s  # (R, P) per contact
+    return est * worth[None] - data.priced_cost[..., slot]
+
+
 def live_split(
     plan: AllocationResult, data: AllocationData, estimates_p_human: F64, slot: int
 ) -> F64:
@@ -1096,7 +1114,7 @@ def live_split(
     The day plan fixes, for this slot, how many attempts each carrier takes and how many each
     region × product gets; the latest contact estimates (C,R,P) or (C,R,P,S) re-decide who goes
     where: a greedy re-fill of the plan's per-carrier capacities by marginal value
-    p_human·value − cost, best first (Numba, well under a millisecond for 20×32×8). Demand the
+    (`route_values`), best first (Numba, well under a millisecond for 20×32×8). Demand the
     greedy cannot place (coverage) keeps the plan's own split. Rows sum to 1 for every segment
     with an allowed carrier in this slot — a segment the plan left empty goes wholly to its best
     carrier — and are 0 where none is allowed; disabled and uncovered carriers get 0.
@@ -1104,18 +1122,7 @@ def live_split(
     from optimizer._pricing import _greedy_split  # lazy: numba
 
     n_c, n_r, n_p, _ = data.shape
-    est = np.asarray(estimates_p_human, dtype=np.float64)
-    if est.ndim == 4:
-        est = est[..., slot]
-    # Agent time is priced at the plan's dual of this slot's agent row: when the floor is
-    # agent-bound a contact is worth its value less the agent time it takes, so a route that
-    # only answers more buys no more contacts, and the cheaper route per contact wins.
-    lam = plan.duals.get("agents")
-    lam_s = max(float(lam[slot]), 0.0) if lam is not None and np.size(lam) > slot else 0.0
-    worth = data.value_mxn[None, :] - lam_s * data.handle_s  # (R, P) per contact
-    value = (est * worth[None] - data.priced_cost[..., slot]).reshape(
-        n_c, n_r * n_p
-    )
+    value = route_values(plan, data, estimates_p_human, slot).reshape(n_c, n_r * n_p)
     allowed = data.allowed()[..., slot].reshape(n_c, n_r * n_p)
     xs = np.where(allowed, plan.x[..., slot].reshape(n_c, n_r * n_p), 0.0)
     out = np.empty((n_r * n_p, n_c))

@@ -29,6 +29,7 @@ from optimizer.allocate import (
     live_split,
     plan_day,
     plan_over_draws,
+    route_values,
 )
 from optimizer.budget import DailyBudget
 
@@ -367,6 +368,7 @@ class Planner:
         that may take the segment now (enabled and covering it). probe: (C, R, Q) minimum
         shares for routes the caller wants measured (exploration).
         """
+        value = np.zeros(allowed_now.shape)
         if self.plan is None or self.data is None:
             w = allowed_now.astype(float)
         else:
@@ -392,9 +394,8 @@ class Planner:
             plan_now.x[..., s] = x_now
             w = live_split(plan_now, self.data, p_human_now, s).transpose(2, 0, 1)
             w = np.where(allowed_now, w, 0.0)
-        n_ok = allowed_now.sum(axis=0, keepdims=True)
-        floor = np.where(allowed_now, self.floor_share / np.maximum(n_ok, 1), 0.0)
-        w = w + floor
+            value = route_values(self.plan, self.data, p_human_now, s)
+        w = w + self._ranked_floor(value, allowed_now)
         if probe is not None:
             tot = w.sum(axis=0, keepdims=True)
             w = w / np.where(tot > 0, tot, 1.0)
@@ -402,3 +403,14 @@ class Planner:
         tot = w.sum(axis=0, keepdims=True)
         w = np.where(tot > 0, w / np.where(tot > 0, tot, 1.0), 0.0)
         return np.ascontiguousarray(w.transpose(1, 2, 0))
+
+    def _ranked_floor(self, value: F64, allowed: NDArray[np.bool_]) -> F64:
+        """(C, R, Q) `floor_share` of each cell spread over its allowed carriers by value rank:
+        the best of n gets n/(1 + … + n) of it, the next n − 1, the worst 1. The dialer passes
+        a turn a carrier cannot take to the cell's largest share, so the ranking orders the
+        overflow too: down the cell's own routes, not to any carrier with a floor share."""
+        n_ok = allowed.sum(axis=0, keepdims=True)
+        rank = np.argsort(np.argsort(np.where(allowed, -value, np.inf), axis=0, kind="stable"),
+                          axis=0, kind="stable")  # 0 = best
+        steps = np.maximum(n_ok - rank, 0) * allowed
+        return self.floor_share * steps / np.maximum(n_ok * (n_ok + 1) / 2, 1)
