@@ -73,6 +73,35 @@ def test_planner_shares_sum_to_one_over_allowed_carriers(small):
     assert (w[allowed.transpose(1, 2, 0)] > 0).all()  # every route stays measured
 
 
+def test_floor_shares_rank_each_cells_routes_by_value_so_overflow_follows_the_ranking(small):
+    """Every allowed route keeps a floor share, the better route the larger one: the dialer
+    passes a turn its carrier cannot take to the cell's largest share, so a route read at
+    half its rivals' rate is the last a full trunk overflows to."""
+    frame = _frame(small)
+    n_c, n_r, n_p, n_n = frame.shape
+    supply = np.full((n_r, n_p * n_n), 100.0)
+    cut = small.operation.carrier_index("telcel-direct")
+    ph = np.full((n_c, n_r, n_p, n_n, N_HOURS), 0.10)
+    ph[cut] = 0.05  # halved
+    pl = Planner(frame)
+    pl.replan(0.0, ph, 0.2 * (1 - ph), supply, queued=supply, attempts_per_agent_s=0.05)
+    allowed = np.repeat(frame.coverage[:, :, None, :], n_p, axis=2).reshape(n_c, n_r, -1)
+    w = pl.split(0.0, ph[..., 10].reshape(n_c, n_r, -1), supply, allowed).transpose(2, 0, 1)
+    # Credit-card debts (product 0): a contact is worth far more than a call costs there.
+    cells = allowed[cut] & (allowed.sum(axis=0) > 1)
+    cells[:, n_n:] = False
+    assert cells.any()
+    others = np.where(allowed, w, np.inf)
+    others[cut] = np.inf
+    assert (w[cut][cells] < others.min(axis=0)[cells]).all()  # last in every cell it reaches
+    assert (w[cut][cells] > 0).all()  # and still measured
+    # The floor itself: n, n - 1, ..., 1 parts of `floor_share` by value, nothing elsewhere.
+    value = np.array([3.0, 1.0, 2.0, 0.5])[:, None, None]
+    ok = np.array([True, True, True, False])[:, None, None]
+    floor = pl._ranked_floor(value, ok)[:, 0, 0]
+    np.testing.assert_allclose(floor, pl.floor_share * np.array([3, 1, 2, 0]) / 6)
+
+
 def test_routes_within_noise_share_the_plan_and_a_clear_winner_keeps_it(small):
     """With draws, the plan is the mean of plans at drawn rates: two routes 1 % apart with 5 %
     noise each carry part of the traffic; one 50 % better takes it all, as without draws."""

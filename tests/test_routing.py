@@ -62,6 +62,30 @@ def test_a_carrier_that_is_full_disabled_or_not_covering_is_skipped_and_shares_r
     assert all(pick(t, weights, 100.0 + i) == 0 for i in range(20))
 
 
+def test_a_turn_its_carrier_cannot_take_goes_down_the_cells_shares_not_to_a_floor_route():
+    # The optimiser's cell: carrier 0 planned, 1 next, 2 and 3 on floor shares only.
+    weights = np.array([[[0.70, 0.26, 0.02, 0.02]]])
+    t = trunks(4)
+    t["channels_used"][0] = t["channels"][0]  # the planned route's trunk is full
+    counts = np.bincount([pick(t, weights, float(i), routing.SEGMENTED) for i in range(500)],
+                         minlength=4)
+    # Carrier 0's turns pass to 1; the floor routes keep their own 2 % and no more
+    # (spread over the usable ones by credit, they would take 7 % each).
+    assert counts[1] >= 0.96 * 500 - 2
+    assert (counts[2:] <= 0.02 * 500 + 2).all()
+    # When 1 is full too, the turns of 0 and 1 go to the floor route with the larger share.
+    weights[0, 0, 2] = 0.021
+    t["channels_used"][1] = t["channels"][1]
+    counts = np.bincount([pick(t, weights, 500.0 + i, routing.SEGMENTED) for i in range(500)],
+                         minlength=4)
+    assert counts[3] <= 0.02 * 500 + 2 and counts[2] == 500 - counts[3]
+    # Static shares from config keep their own rule: a full carrier's turn is caught up later.
+    t["channels_used"][:] = 0
+    t["channels_used"][0] = t["channels"][0]
+    counts = np.bincount([pick(t, weights, 1000.0 + i) for i in range(300)], minlength=4)
+    assert counts[2] > 0.05 * 300
+
+
 def test_when_no_weighted_carrier_can_take_the_call_the_cheapest_usable_one_does():
     t = trunks(4)
     weights = np.array([[[0.6, 0.4, 0.0, 0.0]]])  # carriers 2 and 3 have no share here
@@ -78,7 +102,7 @@ def test_when_no_weighted_carrier_can_take_the_call_the_cheapest_usable_one_does
 @given(
     st.lists(st.integers(1, 5), min_size=2, max_size=4),
     st.lists(st.floats(0.5, 4.0), min_size=4, max_size=4),
-    st.sampled_from([routing.STATIC, routing.ROUND_ROBIN, routing.CHEAPEST]),
+    st.sampled_from([routing.STATIC, routing.ROUND_ROBIN, routing.CHEAPEST, routing.SEGMENTED]),
     st.integers(0, 2**31),
 )
 def test_channels_and_calls_per_second_are_never_exceeded(channels, cps, kind, seed):
