@@ -406,11 +406,11 @@ class Planner:
 
     def _ranked_floor(self, value: F64, allowed: NDArray[np.bool_]) -> F64:
         """(C, R, Q) `floor_share` of each cell spread over its allowed carriers by value rank:
-        the best of n gets n/(1 + … + n) of it, the next n − 1, the worst 1. The dialer passes
-        a turn a carrier cannot take to the cell's largest share, so the ranking orders the
-        overflow too: down the cell's own routes, not to any carrier with a floor share."""
-        n_ok = allowed.sum(axis=0, keepdims=True)
-        rank = np.argsort(np.argsort(np.where(allowed, -value, np.inf), axis=0, kind="stable"),
-                          axis=0, kind="stable")  # 0 = best
-        steps = np.maximum(n_ok - rank, 0) * allowed
-        return self.floor_share * steps / np.maximum(n_ok * (n_ok + 1) / 2, 1)
+        of n, the best gets n parts, the next n − 1, the worst 1 (ties alike). The dialer
+        passes a turn a carrier cannot take to the cell's largest share, so the ranking orders
+        the overflow too: down the cell's own routes, not to any carrier with a floor share."""
+        n_ok = allowed.sum(axis=0)
+        better = (allowed[None] & (value[None] > value[:, None])).sum(axis=1)  # [c]: > c's
+        steps = np.where(allowed, n_ok - better, 0)
+        total = steps.sum(axis=0)
+        return self.floor_share * steps / np.maximum(total, 1)

@@ -100,6 +100,8 @@ def test_floor_shares_rank_each_cells_routes_by_value_so_overflow_follows_the_ra
     ok = np.array([True, True, True, False])[:, None, None]
     floor = pl._ranked_floor(value, ok)[:, 0, 0]
     np.testing.assert_allclose(floor, pl.floor_share * np.array([3, 1, 2, 0]) / 6)
+    ties = pl._ranked_floor(np.zeros((4, 1, 1)), ok)[:, 0, 0]  # no plan yet: all alike
+    np.testing.assert_allclose(ties, pl.floor_share * np.array([1, 1, 1, 0]) / 3)
 
 
 def test_routes_within_noise_share_the_plan_and_a_clear_winner_keeps_it(small):
