@@ -168,7 +168,8 @@ def pick_carrier(
     rr[0] is the round-robin pointer; cost_order lists carriers cheapest first and
     is also the fallback order of the share-following kinds; contract and launched
     hold the contracts (`new_contracts`): a carrier behind its min_share takes the
-    call first, one at its max_share is skipped. The caller records the launch
+    call first, one at its max_share is skipped. SEGMENTED passes a turn its carrier
+    cannot take down the cell's shares (`_turn_or_next`). The caller records the launch
     (`record_launch`).
     """
     n = channels.shape[0]
@@ -202,8 +203,8 @@ def pick_carrier(
             cost_order, region, network, channels_used, channels, enabled, coverage, window,
             cps, now, contract, launched,
         )
-    # Smooth weighted round robin (as in nginx) over the carriers that can take
-    # the call now: each gains its weight, the richest is picked and pays the
+    # STATIC: smooth weighted round robin (as in nginx) over the carriers that can
+    # take the call now: each gains its weight, the richest is picked and pays the
     # total. A carrier skipped for capacity keeps its credit and catches up.
     total = 0.0
     best = -1
