@@ -194,12 +194,20 @@ def test_a_budget_must_be_positive():
 
 @pytest.mark.slow
 def test_a_budgeted_day_spends_about_its_budget_and_less_than_an_unbudgeted_one():
+    """On 85 % of the unbudgeted day's spend. A 4-hour pilot day lands within a few per cent
+    of its budget, either way, by seed (seeds 1-6: sd 3.2 %, at most 5.9 % over), so the
+    mean over three seeds is held to 3 % and each day to 8 %; with no budget a day spends
+    18 % over."""
     sc = load_scenario(SMALL)
     policy = PolicySpec(pacing="adaptive", routing="optimizer")
-    free = kpis.compute(simulate(sc, policy, seed=2))
-    budget = 0.85 * free["cost"]
-    kept = kpis.compute(simulate(sc, policy, seed=2, budget_mxn=budget))
-    assert kept["cost"] == pytest.approx(budget, rel=0.05)
-    assert kept["violations_total"] == 0
-    # Cheaper routes answer less often, but the floor keeps dialling: the contacts stay close.
-    assert kept["contacts"] > 0.9 * free["contacts"]
+    ratios = []
+    for seed in (1, 2, 3):
+        free = kpis.compute(simulate(sc, policy, seed=seed))
+        budget = 0.85 * free["cost"]
+        kept = kpis.compute(simulate(sc, policy, seed=seed, budget_mxn=budget))
+        ratios.append(kept["cost"] / budget)
+        assert kept["cost"] == pytest.approx(budget, rel=0.08)
+        assert kept["violations_total"] == 0
+        # Cheaper routes answer less often, but the floor keeps dialling: the contacts stay close.
+        assert kept["contacts"] > 0.9 * free["contacts"]
+    assert np.mean(ratios) == pytest.approx(1.0, abs=0.03)
