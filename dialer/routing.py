@@ -111,36 +111,45 @@ def _first_usable(order, region, network, channels_used, channels, enabled, cove
 
 
 @njit(cache=True, inline="always")
-def _turn_or_next(region, line, network, now, channels_used, channels, enabled, coverage,
-                  window, cps, weights, credit, contract, launched):
-    """The carrier whose turn it is by the cell's shares, or, when it cannot take the call
-    now (trunk full, CPS window spent, at its max share), the usable carrier with the
-    cell's largest share; -1 when no carrier with a share can take it.
+def _swrr_turn(region, line, network, now, channels_used, channels, enabled, coverage, window,
+               cps, weights, credit, contract, launched, usable_only):
+    """Smooth weighted round robin (as in nginx) over a cell's carriers with a weight: each
+    gains its weight, the richest takes the turn and pays the total; -1 if none.
 
-    Turns go round every carrier the cell may use (enabled and covering it), usable this
-    instant or not, so a carrier's turns follow its share; a turn it cannot take is lost to
-    it, not caught up later, and passes down the cell's ranking (the live split ranks even
-    the floor shares by value) rather than to whichever floor-share route has most credit.
+    usable_only: only the carriers that can take the call now take part, so one skipped for
+    capacity keeps its credit and catches up (STATIC). Otherwise every carrier the cell may
+    use (enabled and covering it) takes part, usable this instant or not, so a carrier's
+    turns follow its share and a turn it cannot take is lost to it (SEGMENTED).
     """
-    n = channels.shape[0]
     total = 0.0
     turn = -1
-    for c in range(n):
+    for c in range(channels.shape[0]):
         w = weights[region, line, c]
-        if w <= 0.0 or not (enabled[c] and coverage[c, region, network]):
+        if w <= 0.0:
+            continue
+        if usable_only:
+            if not usable(c, region, network, channels_used, channels, enabled, coverage,
+                          window, cps, now, contract, launched):
+                continue
+        elif not (enabled[c] and coverage[c, region, network]):
             continue
         credit[region, line, c] += w
         total += w
         if turn < 0 or credit[region, line, c] > credit[region, line, turn]:
             turn = c
-    if turn < 0:
-        return -1
-    credit[region, line, turn] -= total
-    if usable(turn, region, network, channels_used, channels, enabled, coverage, window, cps,
-              now, contract, launched):
-        return turn
+    if turn >= 0:
+        credit[region, line, turn] -= total
+    return turn
+
+
+@njit(cache=True, inline="always")
+def _largest_usable_share(region, line, network, now, channels_used, channels, enabled,
+                          coverage, window, cps, weights, contract, launched):
+    """The usable carrier with the cell's largest share, or -1: where SEGMENTED passes a turn
+    its carrier cannot take, down the cell's ranking (the live split ranks even the floor
+    shares by value) rather than to whichever floor-share route has most credit."""
     best = -1
-    for c in range(n):
+    for c in range(channels.shape[0]):
         w = weights[region, line, c]
         if w > 0.0 and (best < 0 or w > weights[region, line, best]) and usable(
             c, region, network, channels_used, channels, enabled, coverage, window, cps, now,
@@ -169,8 +178,8 @@ def pick_carrier(
     is also the fallback order of the share-following kinds; contract and launched
     hold the contracts (`new_contracts`): a carrier behind its min_share takes the
     call first, one at its max_share is skipped. SEGMENTED passes a turn its carrier
-    cannot take down the cell's shares (`_turn_or_next`). The caller records the launch
-    (`record_launch`).
+    cannot take down the cell's shares (`_swrr_turn`, `_largest_usable_share`). The
+    caller records the launch (`record_launch`).
     """
     n = channels.shape[0]
     owed = _owed(region, network, channels_used, channels, enabled, coverage, window, cps, now,
@@ -192,38 +201,20 @@ def pick_carrier(
             cost_order, region, network, channels_used, channels, enabled, coverage, window, cps,
             now, contract, launched,
         )
-    if kind == SEGMENTED:
-        # Shares per destination network too: weights[r, product * networks + network, c].
-        c = _turn_or_next(region, product * coverage.shape[2] + network, network, now,
-                          channels_used, channels, enabled, coverage, window, cps, weights,
-                          credit, contract, launched)
-        if c >= 0:
-            return c
-        return _first_usable(
-            cost_order, region, network, channels_used, channels, enabled, coverage, window,
-            cps, now, contract, launched,
-        )
-    # STATIC: smooth weighted round robin (as in nginx) over the carriers that can
-    # take the call now: each gains its weight, the richest is picked and pays the
-    # total. A carrier skipped for capacity keeps its credit and catches up.
-    total = 0.0
-    best = -1
-    for c in range(n):
-        w = weights[region, product, c]
-        if w <= 0.0:
-            continue
-        if not usable(
-            c, region, network, channels_used, channels, enabled, coverage, window, cps, now,
-            contract, launched,
-        ):
-            continue
-        credit[region, product, c] += w
-        total += w
-        if best < 0 or credit[region, product, c] > credit[region, product, best]:
-            best = c
-    if best >= 0:
-        credit[region, product, best] -= total
-        return best
+    # The share-following kinds: STATIC and SEGMENTED (shares per destination network too:
+    # weights[r, product * networks + network, c]).
+    segmented = kind == SEGMENTED
+    line = product * coverage.shape[2] + network if segmented else product
+    c = _swrr_turn(region, line, network, now, channels_used, channels, enabled, coverage,
+                   window, cps, weights, credit, contract, launched, not segmented)
+    if c >= 0 and segmented and not usable(
+        c, region, network, channels_used, channels, enabled, coverage, window, cps, now,
+        contract, launched,
+    ):
+        c = _largest_usable_share(region, line, network, now, channels_used, channels, enabled,
+                                  coverage, window, cps, weights, contract, launched)
+    if c >= 0:
+        return c
     # Fallback when no carrier with a share can take the call (all disabled, down,
     # full, over CPS or not covering it): the first usable carrier in cost_order
     # (cheapest first, or an order the operator configures). The fallback does
