@@ -11,7 +11,8 @@ share in each region × product × network cell, weighted by that half hour's at
 that what the routing did is told from which leads were being dialled. `--policy` runs
 another of the scenario's policies (default `optimizer`: the optimizer's routing on the
 baseline's adaptive pacing), `--routing` swaps its routing (`oracle`: the upper bound).
-Each day's calling-rule and carrier-limit violations are counted (`violations`, always 0).
+Each day's calling-rule and carrier-limit violations are counted (`violations`); any makes
+the exit status 1.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def main(argv=None) -> int:
         ("tier1-mx x0.5 at 13:00 (shipped)", sc, "tier1-mx", 300, None),
         ("telcel-direct x0.5 11:00-12:00", with_recovery(sc), "telcel-direct", 180, 240),
     ]
+    n_violations = 0
     for name, scen, carrier, t0, t1 in cases:
         c = scen.operation.carrier_index(carrier)
         rows = []
@@ -57,6 +59,7 @@ def main(argv=None) -> int:
             rec = simulate(scen, policy, seed=seed)
             d = kpis.drift_response(rec, c, t0, t1)
             d["violations"] = float(sum(kpis.violations(rec).values()))
+            n_violations += int(d["violations"])
             for suffix in ("", "_same_mix"):  # the share kept, as a fraction of the one before
                 before = d["before" + suffix]
                 d["kept_5_30_min" + suffix] = \
@@ -69,7 +72,7 @@ def main(argv=None) -> int:
             v = np.array([r.get(key, np.nan) for r in rows], float)
             print(f"  {key}: {np.nanmean(v):.3f} ± {np.nanstd(v, ddof=1):.3f} "
                   f"(missing {int(np.isnan(v).sum())})")
-    return 0
+    return 1 if n_violations else 0
 
 
 if __name__ == "__main__":
