@@ -1,7 +1,7 @@
 """How fast the optimizer moves traffic off a carrier whose answer rate halves, and back.
 
     PYTHONPATH=. python benchmarks/drift_optimizer.py --seeds 5 [--first-seed 6]
-        [--policy smartdial [--routing oracle]]
+        [--policy smartdial [--routing oracle]] [--case tier1|telcel]
 
 Two cases on mx-collections: the shipped incident (tier1-mx halves at 13:00 for the rest of the
 day; its 10 % contract minimum still stands) and a test incident with a recovery (telcel-direct
@@ -10,7 +10,8 @@ come and on the calls of the half hour before the incident (`*_same_mix`: the ca
 share in each region × product × network cell, weighted by that half hour's attempts), so
 that what the routing did is told from which leads were being dialled. `--policy` runs
 another of the scenario's policies (default `optimizer`: the optimizer's routing on the
-baseline's adaptive pacing), `--routing` swaps its routing (`oracle`: the upper bound).
+baseline's adaptive pacing), `--routing` swaps its routing (`oracle`: the upper bound),
+`--case` runs one of the two (one process a case, on two cores).
 Each day's calling-rule and carrier-limit violations are counted (`violations`); any makes
 the exit status 1.
 """
@@ -42,6 +43,7 @@ def main(argv=None) -> int:
     ap.add_argument("--first-seed", type=int, default=1)
     ap.add_argument("--policy", default="optimizer")
     ap.add_argument("--routing", choices=("optimizer", "oracle"))
+    ap.add_argument("--case", choices=("tier1", "telcel"))
     args = ap.parse_args(argv)
     sc = load_scenario(MX)
     policy = sc.policies[args.policy]
@@ -51,6 +53,8 @@ def main(argv=None) -> int:
         ("tier1-mx x0.5 at 13:00 (shipped)", sc, "tier1-mx", 300, None),
         ("telcel-direct x0.5 11:00-12:00", with_recovery(sc), "telcel-direct", 180, 240),
     ]
+    if args.case:
+        cases = [c for c in cases if c[2].startswith(args.case)]
     n_violations = 0
     for name, scen, carrier, t0, t1 in cases:
         c = scen.operation.carrier_index(carrier)
