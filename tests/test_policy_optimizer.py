@@ -329,6 +329,29 @@ def test_residual_cusum_flags_a_halving_with_its_ratio_and_stays_quiet_in_contro
     assert cusum.n_alarms_[0] == 0
 
 
+def test_the_detection_delay_benchmark_times_the_detector_as_its_theory_says():
+    """`benchmarks/detection_delay.py` (the docs' table of how soon a halving can be flagged)
+    runs the loop's own detector: its median lies under the Wald estimate h / KL, which
+    ignores the head start the statistic has when the change comes, and not far under it."""
+    import importlib.util
+    from pathlib import Path
+
+    from optimizer.drift import ResidualCusum
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "detection_delay.py"
+    spec = importlib.util.spec_from_file_location("detection_delay", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rng = np.random.default_rng(3)
+    minutes = bench.minutes_to_flag(0.12, 100.0, 7.0, trials=200, warm=500, rng=rng)
+    assert np.isfinite(minutes).all()
+    wald = ResidualCusum.kl_attempts(0.12, h=7.0) / 100.0  # 3.4 min
+    assert 0.5 * wald <= np.median(minutes) <= wald
+    # Twice the volume, about half the wait: the delay is counted in attempts.
+    faster = bench.minutes_to_flag(0.12, 200.0, 7.0, trials=200, warm=500, rng=rng)
+    assert 0.35 <= np.median(faster) / np.median(minutes) <= 0.65
+
+
 def _two_carrier_batch(rng, n, carrier, p_human, t_s):
     from optimizer.history import OutcomeBatch
 
