@@ -292,3 +292,71 @@ def test_answers_are_watched_and_learnt_as_they_come_and_talk_times_at_the_hang_
     assert on_answers(1.0) == []
     fell = on_answers(0.5)
     assert fell and fell[0][2] < 1.0
+
+
+def _routed_outcomes(frame, dialer, t0_unix, now_s, rng, answer_rate, n):
+    """`n` attempts finished in the minute before `now_s`, each on a carrier drawn by the
+    dialer's weights for its lead's (region, product, network): traffic follows the plan."""
+    n_c, n_r, n_p, n_n = frame.shape
+    r, p, net = rng.integers(0, n_r, n), rng.integers(0, n_p, n), rng.integers(0, n_n, n)
+    cum = dialer.weights[r, p * n_n + net].cumsum(axis=1)
+    c = np.minimum((rng.random(n)[:, None] * cum[:, -1:] > cum).sum(axis=1), n_c - 1)
+    t_start = np.sort(rng.uniform(now_s - 60.0, now_s - 1.0, n))
+    human = rng.random(n) < answer_rate[c]
+    return OutcomeBatch(
+        carrier=c, region=r, product=p, network=net,
+        slot=frame.local_hour[r, (t_start // 60).astype(np.int64)],
+        attempt_bucket=np.zeros(n, np.int64),
+        outcome=np.where(human, int(CONTACT), int(NO_ANSWER)),
+        t_s=t0_unix + t_start + 20.0, ring_s=np.full(n, 15.0),
+        talk_s=np.where(human, 150.0, np.nan),
+    ), t_start, c
+
+
+def test_a_busy_carriers_fall_read_since_its_alarm_cuts_it_a_minute_later(small):
+    """A carrier answering 0.12 where the rest answer 0.10 carries a large share of a busy
+    floor (1 500 attempts a minute). It halves and raises an alarm; the alarm's re-plan has
+    no answer since to read and keeps its share. One minute of its answers since the alarm
+    reads its fall, and the drift check re-plans at that minute's epoch: the minutes
+    between an alarm and the halving are the re-plans' (with a 2-min gap after the alarm's
+    re-plan, the cut waited a minute more, on every alarm)."""
+    frame, leads, dialer, rng = _floor(small, 6)
+    t0_unix = frame.start_utc.timestamp()
+    loop = LearningLoop(frame, t0_unix, leads.region, leads.product, leads.network)
+    loop.cusum.h = np.inf  # no alarm but the one the test raises
+    c = 3  # midtier-b: it may serve every cell
+    rate = np.full(frame.shape[0], 0.10)
+    rate[c] = 0.12
+
+    def share(now_s):  # of the plan's current slot
+        pl = loop.planner
+        x = pl.plan.x[..., int((now_s - pl.planned_at_s) // pl.slot_s)].sum(axis=(1, 2))
+        return x[c] / x.sum()
+
+    def minute(now_s):
+        batch, t_start, carrier = _routed_outcomes(frame, dialer, t0_unix, now_s, rng, rate,
+                                                   1500)
+        launched[0], launched[1] = np.r_[launched[0], t_start], np.r_[launched[1], carrier]
+        loop.step(now_s, batch, launched[0], launched[1], dialer)
+
+    launched = [np.zeros(0), np.zeros(0, np.int64)]
+    now = 0.0
+    loop.step(now, OutcomeBatch.empty(), *launched, dialer)
+    while now < 1800.0 or now - loop.planner.tried_at_s < loop.min_replan_gap_s:
+        now += 60.0
+        minute(now)
+    before = share(now)
+    loop.cusum.s_[c, 1] = loop.cusum.h = 1e9  # the next no-answer on it crosses: an alarm
+    rate[c] /= 2
+    now += 60.0
+    minute(now)
+    alarm_s = now
+    assert [a[:2] for a in loop.alarms] == [(alarm_s, c)]
+    kept = share(now)
+    assert loop.planner.tried_at_s == alarm_s and kept > 0.6 * before > 0.25
+    drift_replans = loop.n_replans_on_drift
+    now += 60.0
+    minute(now)
+    assert loop.level_factor(now)[c] < 0.8
+    assert loop.n_replans_on_drift == drift_replans + 1
+    assert share(now) < 0.5 * kept, (share(now), kept, before)
