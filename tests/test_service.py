@@ -316,7 +316,7 @@ def _routed_outcomes(frame, dialer, t0_unix, now_s, rng, answer_rate, n):
 def test_a_busy_carriers_fall_read_since_its_alarm_cuts_it_a_minute_later(small):
     """A carrier answering 0.12 where the rest answer 0.10 carries a large share of a busy
     floor (1 500 attempts a minute). It halves and raises an alarm; the alarm's re-plan has
-    no answer since to read and keeps its share. One minute of its answers since the alarm
+    no answer since to read and keeps most of its share. One minute of its answers since the alarm
     reads its fall, and the drift check re-plans at that minute's epoch: the minutes
     between an alarm and the halving are the re-plans' (with a 2-min gap after the alarm's
     re-plan, the cut waited a minute more, on every alarm)."""
