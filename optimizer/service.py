@@ -41,7 +41,7 @@ class AllocationLoop:
 
     def __init__(self, frame: DayFrame, t0_unix: float, region, product, network, *,
                  replan_s: float = 900.0, slot_s: float = 1800.0, stale_change: float = 0.15,
-                 stale_sigmas: float = 2.0, min_stale_gap_s: float = 60.0,
+                 stale_sigmas: float = 2.0, min_stale_gap_s: float = 120.0,
                  time_limit_s: float = 2.0, budget_mxn: float | None = None) -> None:
         self.frame = frame
         self.planner = Planner(frame, slot_s=slot_s, replan_s=replan_s,
