@@ -1,6 +1,6 @@
 """Minutes the change detector takes to flag a halving, by a carrier's volume and answer rate.
 
-    PYTHONPATH=. python benchmarks/detection_delay.py [--trials 1000] [--h 7]
+    PYTHONPATH=. python benchmarks/detection_delay.py [--trials 1000] [--h DETECT_H]
         [--rates 0.08 0.12] [--volumes 50 100 200]
 
 The loop's `ResidualCusum` (threshold `LearningLoop`'s `detect_h`) is fed a carrier's
@@ -15,10 +15,15 @@ at or under half the share before ends by minute 10).
 from __future__ import annotations
 
 import argparse
+import inspect
 
 import numpy as np
 
 from optimizer.drift import ResidualCusum
+from optimizer.service import LearningLoop
+
+# The loop's own threshold, so the table follows it if it is re-tuned.
+DETECT_H = inspect.signature(LearningLoop).parameters["detect_h"].default
 
 
 def minutes_to_flag(p0: float, per_min: float, h: float, trials: int, warm: int,
@@ -42,7 +47,7 @@ def minutes_to_flag(p0: float, per_min: float, h: float, trials: int, warm: int,
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", type=int, default=1000)
-    ap.add_argument("--h", type=float, default=7.0)
+    ap.add_argument("--h", type=float, default=DETECT_H)
     ap.add_argument("--warm", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--rates", type=float, nargs="+", default=[0.08, 0.12],
